@@ -1,0 +1,181 @@
+// Package auth verifies the bearer JWTs of every API: the tenant and scopes come
+// from the token's claims. Tokens are verified with an HS256 secret (local use)
+// or the keys of a JWKS URL (production identity providers).
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/eventstream/eventstream/pkg/httpapi"
+)
+
+// Scopes a token can carry.
+const (
+	ScopeIntegrationsRead  = "integrations:read"
+	ScopeIntegrationsWrite = "integrations:write"
+	ScopeEventsPublish     = "events:publish"
+	ScopeEventsRead        = "events:read"
+	// ScopePlatform lets a token act for any tenant named in the request
+	// (the commerce platform's own publisher).
+	ScopePlatform = "platform"
+)
+
+// AllTenantScopes are the scopes a tenant's own full-access token carries.
+var AllTenantScopes = []string{ScopeIntegrationsRead, ScopeIntegrationsWrite, ScopeEventsPublish, ScopeEventsRead}
+
+// Principal is who a verified token speaks for.
+type Principal struct {
+	Subject string
+	Tenant  string // empty for a platform token without a tenant
+	Scopes  map[string]bool
+}
+
+// Has reports whether the principal holds scope.
+func (p *Principal) Has(scope string) bool { return p.Scopes[scope] }
+
+// Claims are the JWT claims Event Stream reads. Scope is space-separated (RFC 8693).
+type Claims struct {
+	Tenant string `json:"tenant,omitempty"`
+	Scope  string `json:"scope,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Config selects how tokens are verified. Exactly one of HS256Secret and JWKSURL.
+type Config struct {
+	HS256Secret string
+	JWKSURL     string
+	Issuer      string // required "iss" when set
+	Audience    string // required "aud" when set
+}
+
+// Validate checks the configuration before anything starts.
+func (c Config) Validate() error {
+	switch {
+	case c.HS256Secret == "" && c.JWKSURL == "":
+		return errors.New("auth: set AUTH_HS256_SECRET or AUTH_JWKS_URL")
+	case c.HS256Secret != "" && c.JWKSURL != "":
+		return errors.New("auth: set only one of AUTH_HS256_SECRET and AUTH_JWKS_URL")
+	case c.HS256Secret != "" && len(c.HS256Secret) < 32:
+		return errors.New("auth: AUTH_HS256_SECRET must be at least 32 bytes")
+	}
+	return nil
+}
+
+// Verifier checks tokens.
+type Verifier struct {
+	keyfunc jwt.Keyfunc
+	parser  *jwt.Parser
+}
+
+// NewVerifier builds a Verifier. With a JWKS URL the keys are fetched now and
+// refreshed in the background until ctx ends.
+func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	opts := []jwt.ParserOption{jwt.WithExpirationRequired(), jwt.WithLeeway(30 * time.Second)}
+	if c.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(c.Issuer))
+	}
+	if c.Audience != "" {
+		opts = append(opts, jwt.WithAudience(c.Audience))
+	}
+	v := &Verifier{}
+	if c.HS256Secret != "" {
+		secret := []byte(c.HS256Secret)
+		v.keyfunc = func(*jwt.Token) (any, error) { return secret, nil }
+		opts = append(opts, jwt.WithValidMethods([]string{"HS256"}))
+	} else {
+		kf, err := keyfunc.NewDefaultCtx(ctx, []string{c.JWKSURL})
+		if err != nil {
+			return nil, fmt.Errorf("loading JWKS from %s: %w", c.JWKSURL, err)
+		}
+		v.keyfunc = kf.Keyfunc
+		opts = append(opts, jwt.WithValidMethods([]string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "EdDSA"}))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// Verify checks a raw token and returns its principal.
+func (v *Verifier) Verify(raw string) (*Principal, error) {
+	var claims Claims
+	if _, err := v.parser.ParseWithClaims(raw, &claims, v.keyfunc); err != nil {
+		return nil, fmt.Errorf("verifying token: %w", err)
+	}
+	p := &Principal{Subject: claims.Subject, Tenant: claims.Tenant, Scopes: map[string]bool{}}
+	for _, s := range strings.Fields(claims.Scope) {
+		p.Scopes[s] = true
+	}
+	if p.Tenant == "" && !p.Has(ScopePlatform) {
+		return nil, errors.New("verifying token: no tenant claim")
+	}
+	return p, nil
+}
+
+// Mint signs an HS256 token for tenant with scopes, valid for ttl. It is for the
+// local stack and tests; production tokens come from the identity provider.
+func Mint(secret, tenant string, scopes []string, ttl time.Duration) (string, error) {
+	now := time.Now()
+	c := Claims{Tenant: tenant, Scope: strings.Join(scopes, " "), RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "local:" + tenant, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
+	if err != nil {
+		return "", fmt.Errorf("signing token: %w", err)
+	}
+	return s, nil
+}
+
+const principalKey = "eventstream.principal"
+
+// Middleware rejects requests without a valid bearer token (401) and stores the
+// principal for handlers (read it with FromContext).
+func (v *Verifier) Middleware() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Request().Header.Get(echo.HeaderAuthorization)
+			raw, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok || strings.TrimSpace(raw) == "" {
+				return httpapi.NewError(http.StatusUnauthorized, "unauthorized", "missing bearer token in the Authorization header")
+			}
+			p, err := v.Verify(strings.TrimSpace(raw))
+			if err != nil {
+				return httpapi.NewError(http.StatusUnauthorized, "unauthorized", "invalid bearer token")
+			}
+			c.Set(principalKey, p)
+			return next(c)
+		}
+	}
+}
+
+// Require rejects requests whose principal lacks scope (403). Use it after Middleware.
+func Require(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p := FromContext(c)
+			if p == nil {
+				return httpapi.NewError(http.StatusUnauthorized, "unauthorized", "missing bearer token in the Authorization header")
+			}
+			if !p.Has(scope) {
+				return httpapi.NewError(http.StatusForbidden, "forbidden", "token lacks the "+scope+" scope")
+			}
+			return next(c)
+		}
+	}
+}
+
+// FromContext returns the request's verified principal, or nil.
+func FromContext(c echo.Context) *Principal {
+	p, _ := c.Get(principalKey).(*Principal)
+	return p
+}
