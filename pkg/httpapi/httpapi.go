@@ -59,6 +59,8 @@ type Options struct {
 	// BodyLimit caps request bodies in bytes; larger bodies get 413.
 	BodyLimit int64
 	Logger    *slog.Logger
+	// Name labels the service's spans and metrics (e.g. "configapi").
+	Name string
 }
 
 // New returns an echo instance with request ids, panic recovery, a body limit,
@@ -77,6 +79,7 @@ func New(o Options) *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableErrorHandler: false}))
 	e.Use(bodyLimit(o.BodyLimit))
 	e.Use(accessLog(o.Logger))
+	e.Use(tracing(o.Name))
 	return e
 }
 
