@@ -1,0 +1,170 @@
+package eventstream
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the local runner's own configuration. The embedded services read
+// theirs through their own ConfigFromEnv, over an environment the runner
+// completes with the local values (see Stack.env).
+type Config struct {
+	// DataDir holds everything the local stack keeps between runs: the
+	// Postgres cluster, the broker's log, the S3 files and the local secrets
+	// (EVENTSTREAM_DATA_DIR, default ./.data).
+	DataDir string
+	// Addr is where the one base URL listens (EVENTSTREAM_ADDR, default
+	// 127.0.0.1:8080; a URL such as http://127.0.0.1:8080 is accepted too).
+	Addr string
+	// PostgresPort, KafkaPort and S3Port are the loopback ports of the
+	// embedded Postgres, broker and S3 endpoint (EVENTSTREAM_POSTGRES_PORT
+	// 5433, EVENTSTREAM_KAFKA_PORT 9092, EVENTSTREAM_S3_PORT 9000; 0 = any
+	// free port).
+	PostgresPort int
+	KafkaPort    int
+	S3Port       int
+	// DatabaseURL, KafkaBrokers and S3Endpoint point the stack at real servers
+	// instead of the embedded ones (DATABASE_URL, KAFKA_BROKERS, S3_ENDPOINT).
+	DatabaseURL  string
+	KafkaBrokers []string
+	S3Endpoint   string
+	// DemoTenant is provisioned at start and gets the printed token
+	// (EVENTSTREAM_DEMO_TENANT, default demo).
+	DemoTenant string
+	// TokenTTL is how long minted tokens stay valid (EVENTSTREAM_TOKEN_TTL, default 24h).
+	TokenTTL time.Duration
+	// ShutdownTimeout bounds the drain after Ctrl-C (EVENTSTREAM_SHUTDOWN_TIMEOUT, default 20s).
+	ShutdownTimeout time.Duration
+	// LogLevel of the stderr log (EVENTSTREAM_LOG_LEVEL: debug, info, warn, error; default info).
+	LogLevel slog.Level
+}
+
+// Defaults of the local stack: the ports the README documents.
+const (
+	DefaultAddr         = "127.0.0.1:8080"
+	DefaultPostgresPort = 5433
+	DefaultKafkaPort    = 9092
+	DefaultS3Port       = 9000
+	DefaultDataDir      = ".data"
+	DefaultDemoTenant   = "demo"
+)
+
+// DefaultConfig returns the configuration used when no variable is set.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         DefaultDataDir,
+		Addr:            DefaultAddr,
+		PostgresPort:    DefaultPostgresPort,
+		KafkaPort:       DefaultKafkaPort,
+		S3Port:          DefaultS3Port,
+		DemoTenant:      DefaultDemoTenant,
+		TokenTTL:        24 * time.Hour,
+		ShutdownTimeout: 20 * time.Second,
+		LogLevel:        slog.LevelInfo,
+	}
+}
+
+// ConfigFromEnv reads the runner's variables; unset ones keep their defaults.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			*dst = v
+		}
+	}
+	port := func(name string, dst *int) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a port number", name, v))
+			return
+		}
+		*dst = n
+	}
+	duration := func(name string, dst *time.Duration) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return
+		}
+		*dst = d
+	}
+	str("EVENTSTREAM_DATA_DIR", &c.DataDir)
+	str("EVENTSTREAM_ADDR", &c.Addr)
+	c.Addr = strings.TrimSuffix(strings.TrimPrefix(c.Addr, "http://"), "/")
+	port("EVENTSTREAM_POSTGRES_PORT", &c.PostgresPort)
+	port("EVENTSTREAM_KAFKA_PORT", &c.KafkaPort)
+	port("EVENTSTREAM_S3_PORT", &c.S3Port)
+	str("DATABASE_URL", &c.DatabaseURL)
+	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
+		for _, b := range strings.Split(v, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				c.KafkaBrokers = append(c.KafkaBrokers, b)
+			}
+		}
+	}
+	str("S3_ENDPOINT", &c.S3Endpoint)
+	str("EVENTSTREAM_DEMO_TENANT", &c.DemoTenant)
+	duration("EVENTSTREAM_TOKEN_TTL", &c.TokenTTL)
+	duration("EVENTSTREAM_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	if v := strings.TrimSpace(getenv("EVENTSTREAM_LOG_LEVEL")); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("EVENTSTREAM_LOG_LEVEL: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+// Validate checks the configuration before anything starts.
+func (c Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("EVENTSTREAM_DATA_DIR must not be empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("EVENTSTREAM_ADDR: %q is not host:port: %w", c.Addr, err))
+	}
+	if !validTenant(c.DemoTenant) {
+		errs = append(errs, fmt.Errorf("EVENTSTREAM_DEMO_TENANT: %q is not a tenant name (lowercase letters, digits and '-', at most 63)", c.DemoTenant))
+	}
+	if c.TokenTTL <= 0 {
+		errs = append(errs, errors.New("EVENTSTREAM_TOKEN_TTL must be positive"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("EVENTSTREAM_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// validTenant mirrors the catalog's CHECK on tenants.name, so a bad name is
+// refused with a clear message before any connection opens.
+func validTenant(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+		case r == '-' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

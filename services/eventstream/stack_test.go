@@ -1,0 +1,351 @@
+package eventstream_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The smoke test of `make run`: the real eventstream binary, started the way a
+// developer starts it, driven over plain HTTP through the printed base URL
+// with the printed token, stopped with Ctrl-C (SIGINT) and started again on
+// the same data folder.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// eventstreamBinary builds the CLI once per test binary.
+func eventstreamBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "eventstream-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "eventstream")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/eventstream/eventstream/services/eventstream/cmd/eventstream")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building eventstream: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// stackEnv is the environment of one local stack: its own data folder and
+// free ports, and none of the variables that would point it at real servers.
+type stackEnv struct {
+	dataDir                   string
+	addr                      string
+	pgPort, kafkaPort, s3Port int
+	extra                     []string
+}
+
+func newStackEnv(t *testing.T) *stackEnv {
+	return &stackEnv{
+		dataDir:   filepath.Join(t.TempDir(), "data"),
+		addr:      "127.0.0.1:" + strconv.Itoa(freePort(t)),
+		pgPort:    freePort(t),
+		kafkaPort: freePort(t),
+		s3Port:    freePort(t),
+	}
+}
+
+func (e *stackEnv) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "DATABASE_URL", "KAFKA_BROKERS", "S3_ENDPOINT", "SECRETS_KEY", "AUTH_HS256_SECRET", "AUTH_JWKS_URL":
+			continue
+		}
+		if strings.HasPrefix(k, "EVENTSTREAM_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env,
+		"EVENTSTREAM_DATA_DIR="+e.dataDir,
+		"EVENTSTREAM_ADDR="+e.addr,
+		"EVENTSTREAM_POSTGRES_PORT="+strconv.Itoa(e.pgPort),
+		"EVENTSTREAM_KAFKA_PORT="+strconv.Itoa(e.kafkaPort),
+		"EVENTSTREAM_S3_PORT="+strconv.Itoa(e.s3Port),
+	)
+	return append(env, e.extra...)
+}
+
+// runningStack is one `eventstream run` process.
+type runningStack struct {
+	cmd     *exec.Cmd
+	BaseURL string
+	Token   string
+	stdout  *lockedBuffer
+	stderr  *lockedBuffer
+	exited  chan struct{}
+	exitErr error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startStack runs `eventstream run` and waits for the banner with the base
+// URL and the demo token.
+func startStack(t *testing.T, e *stackEnv) *runningStack {
+	t.Helper()
+	cmd := exec.Command(eventstreamBinary(t), "run")
+	cmd.Env = e.environ()
+	s := &runningStack{cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	cmd.Stderr = s.stderr
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s.exitErr = cmd.Wait()
+		pw.Close()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		// A failed test must not leave the stack (and its Postgres) running.
+		select {
+		case <-s.exited:
+		default:
+			_ = cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-s.exited:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-s.exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("eventstream run stderr:\n%s", s.stderr.String())
+		}
+	})
+
+	banner := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			_, _ = s.stdout.Write([]byte(line + "\n"))
+			if v, ok := strings.CutPrefix(line, "export EVENTSTREAM_URL="); ok {
+				s.BaseURL = v
+			}
+			if v, ok := strings.CutPrefix(line, "export TOKEN="); ok {
+				s.Token = v
+				close(banner)
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case <-banner:
+	case <-s.exited:
+		t.Fatalf("eventstream run exited before it was ready (%v):\nstdout:\n%s\nstderr:\n%s", s.exitErr, s.stdout.String(), s.stderr.String())
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("eventstream run did not print a token within 2 minutes:\nstdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
+	}
+	if want := "http://" + e.addr; s.BaseURL != want {
+		t.Fatalf("printed base URL %q, want %q", s.BaseURL, want)
+	}
+	return s
+}
+
+// stop sends Ctrl-C and expects a clean exit (status 0) with everything stopped.
+func (s *runningStack) stop(t *testing.T, e *stackEnv) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("eventstream run did not stop within 60s of SIGINT:\n%s", s.stderr.String())
+	}
+	if s.exitErr != nil {
+		t.Fatalf("eventstream run exited with %v after SIGINT:\n%s", s.exitErr, s.stderr.String())
+	}
+	// Postgres, the broker, S3 and the base URL are all gone: nothing listens
+	// on their ports any more.
+	for name, addr := range map[string]string{
+		"base URL": e.addr,
+		"postgres": "127.0.0.1:" + strconv.Itoa(e.pgPort),
+		"kafka":    "127.0.0.1:" + strconv.Itoa(e.kafkaPort),
+		"s3":       "127.0.0.1:" + strconv.Itoa(e.s3Port),
+	} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still listening on %s after the stack stopped", name, addr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.dataDir, "stack.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stack.json left behind after a clean stop (err=%v)", err)
+	}
+}
+
+// call sends one request to the stack and decodes a JSON response into out
+// (when out is non-nil). It returns the status code.
+func call(t *testing.T, method, url, token string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, url, err)
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatalf("%s %s: decoding %q: %v", method, url, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// runCLI runs an eventstream admin command against the stack's data folder.
+func runCLI(t *testing.T, e *stackEnv, args ...string) (stdout string) {
+	t.Helper()
+	cmd := exec.Command(eventstreamBinary(t), args...)
+	cmd.Env = e.environ()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("eventstream %v: %v\nstdout:\n%s\nstderr:\n%s", args, err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+func TestLocalStack(t *testing.T) {
+	e := newStackEnv(t)
+	s := startStack(t, e)
+
+	t.Run("health", func(t *testing.T) {
+		var h map[string]any
+		if code := call(t, "GET", s.BaseURL+"/healthz", "", nil, &h); code != 200 || h["status"] != "ok" {
+			t.Errorf("/healthz = %d %v", code, h)
+		}
+		if code := call(t, "GET", s.BaseURL+"/readyz", "", nil, &h); code != 200 {
+			t.Errorf("/readyz = %d %v", code, h)
+		}
+	})
+
+	t.Run("unknown paths get the error body", func(t *testing.T) {
+		var body map[string]string
+		code := call(t, "GET", s.BaseURL+"/no/such/path", "", nil, &body)
+		if code != 404 || body["error_code"] != "not_found" || body["request_id"] == "" || body["message"] == "" {
+			t.Errorf("got %d %v", code, body)
+		}
+	})
+
+	t.Run("secrets are private", func(t *testing.T) {
+		st, err := os.Stat(filepath.Join(e.dataDir, "secrets.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("secrets.json mode %v, want 0600", st.Mode().Perm())
+		}
+	})
+
+	t.Run("tenant command prints a token last", func(t *testing.T) {
+		out := runCLI(t, e, "tenant", "acme")
+		tok := lastLine(out)
+		if strings.Count(tok, ".") != 2 || strings.Contains(tok, " ") {
+			t.Fatalf("last line of `eventstream tenant acme` is not a JWT: %q", out)
+		}
+	})
+
+	t.Run("a second run on the same data folder is refused", func(t *testing.T) {
+		cmd := exec.Command(eventstreamBinary(t), "run")
+		e2 := *e
+		e2.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		cmd.Env = e2.environ()
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !strings.Contains(string(out), "another `eventstream run`") {
+			t.Errorf("second run: err=%v output:\n%s", err, out)
+		}
+	})
+
+	s.stop(t, e)
+
+	// Again on the same data: the keys were kept, so the first run's token
+	// is still accepted.
+	s2 := startStack(t, e)
+	_ = s2
+	s2.stop(t, e)
+}
