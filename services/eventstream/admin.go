@@ -151,7 +151,7 @@ func ProvisionTenant(ctx context.Context, a adminEnv, o TenantOptions, out io.Wr
 	if err != nil {
 		return err
 	}
-	d := deps{getenv: a.getenvWithLocal(), pool: pool, store: catalog.New(pool, box), brokers: brokers, log: log}
+	d := deps{getenv: a.getenvWithLocal(), pool: pool, store: catalog.New(pool, box), brokers: brokers, log: log, topics: a.cfg}
 	if err := provisionTenant(ctx, d, o.Name); err != nil {
 		return err
 	}

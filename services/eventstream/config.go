@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventstream/eventstream/pkg/kafka"
 )
 
 // Config is the local runner's own configuration. The embedded services read
@@ -33,6 +35,13 @@ type Config struct {
 	DatabaseURL  string
 	KafkaBrokers []string
 	S3Endpoint   string
+	// TopicPartitions, TopicReplication and TopicRetention shape the topic
+	// each provisioned tenant gets (KAFKA_TOPIC_PARTITIONS, default 3;
+	// KAFKA_TOPIC_REPLICATION, default -1 = the broker's default;
+	// KAFKA_TOPIC_RETENTION, default 840h = 35 days, at least 720h).
+	TopicPartitions  int32
+	TopicReplication int16
+	TopicRetention   time.Duration
 	// DemoTenant is provisioned at start and gets the printed token
 	// (EVENTSTREAM_DEMO_TENANT, default demo).
 	DemoTenant string
@@ -57,15 +66,18 @@ const (
 // DefaultConfig returns the configuration used when no variable is set.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         DefaultDataDir,
-		Addr:            DefaultAddr,
-		PostgresPort:    DefaultPostgresPort,
-		KafkaPort:       DefaultKafkaPort,
-		S3Port:          DefaultS3Port,
-		DemoTenant:      DefaultDemoTenant,
-		TokenTTL:        24 * time.Hour,
-		ShutdownTimeout: 20 * time.Second,
-		LogLevel:        slog.LevelInfo,
+		DataDir:          DefaultDataDir,
+		Addr:             DefaultAddr,
+		PostgresPort:     DefaultPostgresPort,
+		KafkaPort:        DefaultKafkaPort,
+		S3Port:           DefaultS3Port,
+		DemoTenant:       DefaultDemoTenant,
+		TopicPartitions:  3,
+		TopicReplication: -1,
+		TopicRetention:   kafka.DefaultRetention,
+		TokenTTL:         24 * time.Hour,
+		ShutdownTimeout:  20 * time.Second,
+		LogLevel:         slog.LevelInfo,
 	}
 }
 
@@ -117,6 +129,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	str("S3_ENDPOINT", &c.S3Endpoint)
+	if v := strings.TrimSpace(getenv("KAFKA_TOPIC_PARTITIONS")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || (n < 1 && n != -1) {
+			errs = append(errs, fmt.Errorf("KAFKA_TOPIC_PARTITIONS: %q is not a positive number (or -1)", v))
+		}
+		c.TopicPartitions = int32(n)
+	}
+	if v := strings.TrimSpace(getenv("KAFKA_TOPIC_REPLICATION")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 16)
+		if err != nil || (n < 1 && n != -1) {
+			errs = append(errs, fmt.Errorf("KAFKA_TOPIC_REPLICATION: %q is not a positive number (or -1)", v))
+		}
+		c.TopicReplication = int16(n)
+	}
+	duration("KAFKA_TOPIC_RETENTION", &c.TopicRetention)
 	str("EVENTSTREAM_DEMO_TENANT", &c.DemoTenant)
 	duration("EVENTSTREAM_TOKEN_TTL", &c.TokenTTL)
 	duration("EVENTSTREAM_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
@@ -142,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if !validTenant(c.DemoTenant) {
 		errs = append(errs, fmt.Errorf("EVENTSTREAM_DEMO_TENANT: %q is not a tenant name (lowercase letters, digits and '-', at most 63)", c.DemoTenant))
+	}
+	if c.TopicRetention < kafka.MinRetention {
+		errs = append(errs, fmt.Errorf("KAFKA_TOPIC_RETENTION: %s is below the %s minimum (stopped integrations resume within 30 days)", c.TopicRetention, kafka.MinRetention))
 	}
 	if c.TokenTTL <= 0 {
 		errs = append(errs, errors.New("EVENTSTREAM_TOKEN_TTL must be positive"))

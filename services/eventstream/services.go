@@ -7,8 +7,11 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/kafka"
 )
 
 // deps are what the local stack shares with the services it embeds.
@@ -21,6 +24,8 @@ type deps struct {
 	brokers    []string
 	s3Endpoint string
 	log        *slog.Logger
+	// topics holds the tenant topic settings (the Topic* fields).
+	topics Config
 }
 
 // localEnv holds the values the embedded services need that the local stack
@@ -52,10 +57,15 @@ func provisionTenant(ctx context.Context, d deps, tenant string) error {
 	return provisionTopic(ctx, d, tenant)
 }
 
-// provisionTopic creates the tenant's topic.
+// provisionTopic creates the tenant's topic (or raises its settings).
 func provisionTopic(ctx context.Context, d deps, tenant string) error {
-	_, _ = ctx, tenant
-	return nil
+	cl, err := kgo.NewClient(kgo.SeedBrokers(d.brokers...))
+	if err != nil {
+		return fmt.Errorf("creating kafka admin client: %w", err)
+	}
+	defer cl.Close()
+	t := d.topics
+	return kafka.ProvisionTenant(ctx, kadm.NewClient(cl), tenant, t.TopicPartitions, t.TopicReplication, t.TopicRetention)
 }
 
 // startEmbeddedS3 serves an S3-compatible endpoint over dir.
@@ -63,5 +73,3 @@ func startEmbeddedS3(ctx context.Context, s *Stack, dir string) (string, error) 
 	_, _, _ = ctx, s, dir
 	return "", nil
 }
-
-var _ = fmt.Errorf

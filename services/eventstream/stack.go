@@ -105,7 +105,7 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 		return err
 	}
 	store := catalog.New(pool, box)
-	d := deps{getenv: env, pool: pool, store: store, brokers: brokers, s3Endpoint: s3Endpoint, log: s.log}
+	d := deps{getenv: env, pool: pool, store: store, brokers: brokers, s3Endpoint: s3Endpoint, log: s.log, topics: s.cfg}
 	services, err := buildServices(ctx, d)
 	if err != nil {
 		return err

@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // The smoke test of `make run`: the real eventstream binary, started the way a
@@ -329,6 +332,10 @@ func TestLocalStack(t *testing.T) {
 		}
 	})
 
+	t.Run("tenant topics exist", func(t *testing.T) {
+		requireTopics(t, e, "eventstream.demo.events", "eventstream.acme.events")
+	})
+
 	t.Run("a second run on the same data folder is refused", func(t *testing.T) {
 		cmd := exec.Command(eventstreamBinary(t), "run")
 		e2 := *e
@@ -346,6 +353,30 @@ func TestLocalStack(t *testing.T) {
 	// Again on the same data: the keys were kept, so the first run's token
 	// is still accepted.
 	s2 := startStack(t, e)
-	_ = s2
+	t.Run("after restart", func(t *testing.T) {
+		requireTopics(t, e, "eventstream.demo.events", "eventstream.acme.events")
+	})
 	s2.stop(t, e)
+}
+
+// requireTopics checks the broker of the stack has the topics.
+func requireTopics(t *testing.T, e *stackEnv, topics ...string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers("127.0.0.1:" + strconv.Itoa(e.kafkaPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	details, err := kadm.NewClient(cl).ListTopics(ctx, topics...)
+	if err != nil {
+		t.Fatalf("listing topics: %v", err)
+	}
+	for _, topic := range topics {
+		d, ok := details[topic]
+		if !ok || d.Err != nil || len(d.Partitions) == 0 {
+			t.Errorf("topic %s missing (err %v)", topic, d.Err)
+		}
+	}
 }
