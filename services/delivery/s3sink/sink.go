@@ -1,0 +1,533 @@
+// Package s3sink delivers an integration's events to its S3 bucket as
+// newline-delimited JSON files, one event per line (the webhook body), named
+// {key_prefix}/{tenant}/{epoch_millis}-data-{random}.export.
+//
+// A file starts with its first event and is closed at Config.MaxFileBytes or
+// Config.MaxFileAge after it started, whichever comes first; no event, no file.
+// An open file is streamed as a multipart upload, so it holds one part in
+// memory, not the whole file; files that end smaller than a part are written
+// with one PutObject. Events are reported Done (their offsets committable)
+// only after the object is complete, so a crash mid-file re-delivers them
+// into a later file: at least once, never lost.
+//
+// Failed requests are retried with exponential backoff and jitter; each
+// failure is written as FAILURE attempt rows and each retry logged
+// (retry_triggered). After Config.MaxRetries failures in a row the sink
+// interrupts the integration; its events stay un-Done and a restart resumes
+// with them.
+package s3sink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/events"
+	"github.com/eventstream/eventstream/services/delivery"
+)
+
+// ErrInterrupted is returned by Deliver and Flush once the sink has stopped
+// its integration after failed retries.
+var ErrInterrupted = errors.New("s3 sink: integration interrupted")
+
+// errClosed is returned once Close has been called.
+var errClosed = errors.New("s3 sink: closed")
+
+const contentType = "application/x-ndjson"
+
+// attemptBatch is how many attempt rows go to the writer in one call.
+const attemptBatch = 512
+
+// Factory builds S3 sinks that share one configuration and one client cache
+// (per-integration S3 clients, rebuilt when an integration changes).
+type Factory struct {
+	cfg     Config
+	clients *clientCache
+	log     *slog.Logger
+}
+
+// NewFactory validates cfg and returns a Factory. Its NewSink method is a
+// delivery.NewSinkFunc.
+func NewFactory(cfg Config, log *slog.Logger) (*Factory, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Factory{cfg: cfg, clients: newClientCache(cfg), log: log}, nil
+}
+
+// NewSink builds the sink of one run of one S3 integration.
+func (f *Factory) NewSink(_ context.Context, env delivery.SinkEnv) (delivery.Sink, error) {
+	return f.newSink(env)
+}
+
+// New builds one sink with a client cache of its own; workers with many
+// integrations use a Factory instead.
+func New(cfg Config, env delivery.SinkEnv) (*Sink, error) {
+	f, err := NewFactory(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	return f.newSink(env)
+}
+
+func (f *Factory) newSink(env delivery.SinkEnv) (*Sink, error) {
+	in := env.Integration
+	if in == nil || in.S3 == nil {
+		return nil, errors.New("s3 sink: integration has no S3 target")
+	}
+	if env.Done == nil || env.Interrupt == nil || env.Attempts == nil || env.Logs == nil {
+		return nil, errors.New("s3 sink: incomplete SinkEnv")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Sink{
+		cfg:    f.cfg,
+		env:    env,
+		in:     in,
+		client: f.clients.get(in),
+		log:    f.log.With("tenant", in.Tenant, "integration", in.ID, "bucket", in.S3.Bucket),
+		runCtx: ctx,
+		cancel: cancel,
+		lock:   make(chan struct{}, 1),
+	}, nil
+}
+
+// Sink writes one integration's records to S3. It implements delivery.Sink.
+type Sink struct {
+	cfg    Config
+	env    delivery.SinkEnv
+	in     *catalog.Integration
+	client *s3.Client
+	log    *slog.Logger
+
+	// runCtx lives until Close; every S3 request and retry wait uses it, not
+	// the caller's ctx, because a file mixes records of several partitions
+	// and one partition's revocation must not cancel the others' upload.
+	runCtx    context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	stopped   atomic.Bool // interrupted
+
+	// lock is a one-slot semaphore (a mutex callers can stop waiting for)
+	// held while a record is appended and while a part or file is uploaded:
+	// Deliver blocks during uploads, which is the backpressure.
+	lock chan struct{}
+	// Guarded by lock:
+	file  *file
+	line  []byte // scratch for one encoded event
+	spare []byte // the last file's part buffer, kept while traffic is high
+}
+
+// file is the open export file.
+type file struct {
+	key     string
+	started time.Time
+	size    int64
+	buf     []byte // the part being filled
+	timer   *time.Timer
+
+	uploadID string // "" until the first part is uploaded
+	parts    []types.CompletedPart
+
+	recs     []*delivery.Record
+	meta     metaLog
+	partMeta int // meta position where the buffered part's events start
+
+	minRetries int // fewest retries left at any successful request
+	closedFull bool
+}
+
+func (s *Sink) acquire(ctx context.Context) error {
+	select {
+	case s.lock <- struct{}{}:
+		if s.runCtx.Err() != nil {
+			<-s.lock
+			return errClosed
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.runCtx.Done():
+		return errClosed
+	}
+}
+
+func (s *Sink) release() { <-s.lock }
+
+// Deliver appends r to the open file (starting one if needed). It blocks
+// while a part or a completed file is being uploaded.
+func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	defer s.release()
+	if s.stopped.Load() {
+		return ErrInterrupted
+	}
+	// A record whose partition was revoked while it waited is abandoned:
+	// whoever consumes the partition next delivers it.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.line = append(events.AppendBody(s.line[:0], r.Event), '\n')
+	if f := s.file; f != nil && f.size+int64(len(s.line)) > s.cfg.MaxFileBytes {
+		f.closedFull = true
+		if err := s.finish(f); err != nil {
+			return err
+		}
+	}
+	f := s.file
+	if f == nil {
+		f = s.open()
+	}
+	f.buf = append(f.buf, s.line...)
+	f.size += int64(len(s.line))
+	f.recs = append(f.recs, r)
+	f.meta.add(r.Event)
+	if int64(len(f.buf)) >= s.cfg.PartSize {
+		if err := s.uploadPart(f); err != nil {
+			return err
+		}
+	}
+	if f.size >= s.cfg.MaxFileBytes {
+		f.closedFull = true
+		return s.finish(f)
+	}
+	return nil
+}
+
+// Flush completes the open file now. If ctx ends first it returns ctx's
+// error; the upload goes on and its records become Done when it completes.
+func (s *Sink) Flush(ctx context.Context) error {
+	if err := s.acquire(ctx); err != nil {
+		return err
+	}
+	if s.stopped.Load() {
+		s.release()
+		return ErrInterrupted
+	}
+	f := s.file
+	if f == nil {
+		s.release()
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer s.release()
+		done <- s.finish(f)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close aborts the open file's upload (its records are not Done and will be
+// redelivered) and stops every retry in progress.
+func (s *Sink) Close(ctx context.Context) error {
+	s.closeOnce.Do(s.cancel)
+	select {
+	case s.lock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer s.release()
+	s.spare = nil
+	f := s.file
+	if f == nil {
+		return nil
+	}
+	s.file = nil
+	f.timer.Stop()
+	if f.uploadID == "" {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
+	defer cancel()
+	if err := s.abort(actx, f); err != nil {
+		return fmt.Errorf("aborting upload of s3://%s/%s: %w", s.in.S3.Bucket, f.key, err)
+	}
+	return nil
+}
+
+// open starts a file with the age timer running.
+func (s *Sink) open() *file {
+	now := time.Now()
+	f := &file{
+		key:        ObjectKey(s.in.S3.KeyPrefix, s.in.Tenant, now, randomSuffix()),
+		started:    now,
+		minRetries: s.cfg.MaxRetries,
+		buf:        s.spare[:0],
+	}
+	s.spare = nil
+	if f.buf == nil {
+		// Grown by append as events come; a quiet integration never holds
+		// a whole part.
+		f.buf = make([]byte, 0, min(s.cfg.PartSize, 64<<10))
+	}
+	f.timer = time.AfterFunc(s.cfg.MaxFileAge, func() { s.expire(f) })
+	s.file = f
+	return f
+}
+
+// expire closes f when its age limit passes, unless it was closed already.
+func (s *Sink) expire(f *file) {
+	if err := s.acquire(s.runCtx); err != nil {
+		return
+	}
+	defer s.release()
+	if s.file != f || s.stopped.Load() {
+		return
+	}
+	if err := s.finish(f); err != nil && !errors.Is(err, ErrInterrupted) && !errors.Is(err, errClosed) {
+		s.log.Warn("closing S3 file on age", "key", f.key, "err", err)
+	}
+}
+
+func (s *Sink) uploadPart(f *file) error {
+	if f.uploadID == "" {
+		err := s.try(f, f.partMeta, func(ctx context.Context) error {
+			out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+				Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key), ContentType: aws.String(contentType),
+			})
+			if err == nil {
+				f.uploadID = aws.ToString(out.UploadId)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	n := int32(len(f.parts) + 1)
+	var etag *string
+	err := s.try(f, f.partMeta, func(ctx context.Context) error {
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key), UploadId: aws.String(f.uploadID),
+			PartNumber: aws.Int32(n), Body: bytes.NewReader(f.buf), ContentLength: aws.Int64(int64(len(f.buf))),
+		})
+		if err == nil {
+			etag = out.ETag
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	f.parts = append(f.parts, types.CompletedPart{ETag: etag, PartNumber: aws.Int32(n)})
+	f.buf = f.buf[:0]
+	f.partMeta = f.meta.mark()
+	return nil
+}
+
+// finish stores f completely, writes its SUCCESS attempts and marks its
+// records Done.
+func (s *Sink) finish(f *file) error {
+	f.timer.Stop()
+	var (
+		err     error
+		stored  time.Time
+		bucket  = aws.String(s.in.S3.Bucket)
+		key     = aws.String(f.key)
+		partial = len(f.buf) > 0 && f.uploadID != ""
+	)
+	if partial {
+		if err := s.uploadPart(f); err != nil {
+			return err
+		}
+	}
+	if f.uploadID == "" {
+		err = s.try(f, 0, func(ctx context.Context) error {
+			stored = time.Now()
+			_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+				Bucket: bucket, Key: key, ContentType: aws.String(contentType),
+				Body: bytes.NewReader(f.buf), ContentLength: aws.Int64(int64(len(f.buf))),
+			})
+			return err
+		})
+	} else {
+		err = s.try(f, 0, func(ctx context.Context) error {
+			stored = time.Now()
+			_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+				Bucket: bucket, Key: key, UploadId: aws.String(f.uploadID),
+				MultipartUpload: &types.CompletedMultipartUpload{Parts: f.parts},
+			})
+			if err != nil && describe(err, false).uploadLost() && s.exists(ctx, f) {
+				// An earlier Complete did succeed; only its answer was lost.
+				return nil
+			}
+			return err
+		})
+	}
+	if err != nil {
+		return err
+	}
+	s.file = nil
+	if f.closedFull {
+		s.spare = f.buf
+	}
+	f.buf = nil
+
+	if err := s.writeAttempts(f, 0, catalog.Attempt{
+		Status: catalog.AttemptSuccess, AttemptedAt: stored, RetriesRemaining: f.minRetries,
+	}); err != nil {
+		// The object is stored but its records are not Done: they are
+		// delivered again (into another file) after a restart.
+		return err
+	}
+	for i := 0; i < len(f.recs); i += attemptBatch {
+		s.env.Done(f.recs[i:min(i+attemptBatch, len(f.recs))]...)
+	}
+	return nil
+}
+
+// exists reports whether f's object is stored with f's size.
+func (s *Sink) exists(ctx context.Context, f *file) bool {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key)})
+	return err == nil && aws.ToInt64(out.ContentLength) == f.size
+}
+
+func (s *Sink) abort(ctx context.Context, f *file) error {
+	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key), UploadId: aws.String(f.uploadID),
+	})
+	return err
+}
+
+// try runs one S3 request until it succeeds, retrying with backoff. Each
+// failure writes FAILURE attempts for the events from meta position from on
+// (the part or file the request carries) and logs the retry; after
+// MaxRetries retries it interrupts the integration and returns ErrInterrupted.
+func (s *Sink) try(f *file, from int, req func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		remaining := s.cfg.MaxRetries - attempt
+		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout)
+		start := time.Now()
+		err := req(ctx)
+		timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded)
+		cancel()
+		if err == nil {
+			f.minRetries = min(f.minRetries, remaining)
+			return nil
+		}
+		if s.runCtx.Err() != nil {
+			return errClosed
+		}
+		fl := describe(err, timedOut)
+		if err := s.writeAttempts(f, from, catalog.Attempt{
+			Status: catalog.AttemptFailure, AttemptedAt: start, RetriesRemaining: remaining,
+			ResponseCode: fl.status, ResponseBody: fl.message,
+			ResponseTimeMS: int(time.Since(start).Milliseconds()),
+		}); err != nil {
+			return err
+		}
+		where := fmt.Sprintf("s3://%s/%s", s.in.S3.Bucket, f.key)
+		if fl.uploadLost() {
+			s.interrupt(f, fmt.Sprintf("Stopped: the upload of %s was lost (%s); starting the integration again re-delivers its events.", where, fl.reason()))
+			return ErrInterrupted
+		}
+		if remaining <= 0 {
+			s.interrupt(f, fmt.Sprintf("Stopped after %d failed retries uploading to S3 (%s). Reason: %s", s.cfg.MaxRetries, where, fl.reason()))
+			return ErrInterrupted
+		}
+		reason := fmt.Sprintf("Upload of %s failed. Reason: %s", where, fl.reason())
+		if err := s.env.Logs.AddLog(s.runCtx, s.in.Tenant, s.in.ID, catalog.ActionRetry, reason); err != nil {
+			s.log.Warn("logging S3 retry", "err", err)
+		}
+		wait := backoff(s.cfg.RetryBase, s.cfg.RetryMax, attempt)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.runCtx.Done():
+			t.Stop()
+			return errClosed
+		}
+	}
+}
+
+// backoff is base·2^attempt capped at max, with "equal jitter": between half
+// and all of it, so many integrations failing together do not retry in step.
+func backoff(base, maxWait time.Duration, attempt int) time.Duration {
+	d := maxWait
+	if attempt < 30 && base<<attempt < maxWait {
+		d = base << attempt
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// interrupt stops the integration. The file's records are dropped without
+// Done, so they are consumed again when the integration restarts.
+func (s *Sink) interrupt(f *file, reason string) {
+	s.stopped.Store(true)
+	f.timer.Stop()
+	if s.file == f {
+		s.file = nil
+	}
+	if f.uploadID != "" {
+		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout)
+		if err := s.abort(ctx, f); err != nil {
+			s.log.Warn("aborting S3 upload", "key", f.key, "err", err)
+		}
+		cancel()
+	}
+	s.log.Warn("S3 delivery stopped", "reason", reason)
+	s.env.Interrupt(reason)
+}
+
+// writeAttempts writes one row per event from meta position from on, each a
+// copy of base with the event's and integration's fields filled in.
+func (s *Sink) writeAttempts(f *file, from int, base catalog.Attempt) error {
+	base.Tenant = s.in.Tenant
+	base.IntegrationID = s.in.ID
+	base.IntegrationType = s.in.Type
+	base.Target = catalog.TargetS3
+	base.Filename = f.key
+	var (
+		werr  error
+		batch []catalog.Attempt
+	)
+	flush := func() {
+		// A fresh slice per call: the writer may keep the one it is given.
+		werr = s.env.Attempts.Write(s.runCtx, batch...)
+		batch = nil
+	}
+	f.meta.each(from, func(m eventMeta) {
+		if werr != nil {
+			return
+		}
+		if batch == nil {
+			batch = make([]catalog.Attempt, 0, min(attemptBatch, f.meta.n))
+		}
+		a := base
+		a.EventID, a.EventName, a.DomainEntityID, a.DomainEntityType = m.EventID, m.Name, m.DomainEntityID, m.DomainEntityType
+		batch = append(batch, a)
+		if len(batch) == attemptBatch {
+			flush()
+		}
+	})
+	if werr == nil && len(batch) > 0 {
+		flush()
+	}
+	if werr != nil {
+		if s.runCtx.Err() != nil {
+			return errClosed
+		}
+		return fmt.Errorf("writing attempt records: %w", werr)
+	}
+	return nil
+}
