@@ -69,7 +69,7 @@ func readString(b []byte) (string, []byte) {
 
 // strTable interns strings as small indexes.
 type strTable struct {
-	ids map[string]int
+	ids    map[string]int
 	values []string
 }
 
