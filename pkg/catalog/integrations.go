@@ -151,12 +151,15 @@ func (s *Store) UpdateIntegration(ctx context.Context, tenant, id string, fn fun
 		if err := fn(in); err != nil {
 			return err
 		}
+		// encode yields the INSERT columns; only tenant, id and the mutable
+		// columns are passed, since Postgres cannot type unused parameters.
 		a := s.encode(in)
+		args := append([]any{a[0], a[1]}, a[5:15]...)
 		err = tx.QueryRow(ctx, `UPDATE integrations SET
-			callback_url = $6, api_key_enc = $7, signing_secret_enc = $8,
-			aws_access_key_id = $9, aws_secret_enc = $10, aws_region = $11, bucket = $12, key_prefix = $13,
-			event_filter = $14, entity_filter = $15, updated_at = now()
-			WHERE tenant = $1 AND id = $2 RETURNING updated_at`, a...).Scan(&in.UpdatedAt)
+			callback_url = $3, api_key_enc = $4, signing_secret_enc = $5,
+			aws_access_key_id = $6, aws_secret_enc = $7, aws_region = $8, bucket = $9, key_prefix = $10,
+			event_filter = $11, entity_filter = $12, updated_at = now()
+			WHERE tenant = $1 AND id = $2 RETURNING updated_at`, args...).Scan(&in.UpdatedAt)
 		if err != nil {
 			return fmt.Errorf("updating integration: %w", err)
 		}

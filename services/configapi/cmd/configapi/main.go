@@ -1,0 +1,57 @@
+// Command configapi serves the configuration API (see package configapi).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventstream/eventstream/pkg/auth"
+	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/secrets"
+	"github.com/eventstream/eventstream/services/configapi"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "configapi:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := configapi.ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("opening catalog database: %w", err)
+	}
+	defer pool.Close()
+	if cfg.Migrate {
+		if _, err := catalog.Migrate(ctx, pool); err != nil {
+			return err
+		}
+	}
+	box, err := secrets.New(cfg.EncryptionKey)
+	if err != nil {
+		return err
+	}
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
+	// No Retrier yet: _retry answers 503 until the webhook sender is wired in.
+	srv, err := configapi.New(cfg, catalog.New(pool, box), verifier, nil)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
