@@ -4,7 +4,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO   ?= go
-PKGS := ./pkg/... ./services/...
+# Every module of go.work (pkg and one per service). A single ./services/...
+# pattern does not work: in workspace mode a pattern may not span modules
+# from a directory that is not itself a module.
+PKGS := $(patsubst $(CURDIR)/%,./%/...,$(shell $(GO) list -m -f '{{.Dir}}'))
 CLI  := ./services/eventstream/cmd/eventstream
 
 # Pinned tools, built with `go install` into a per-user cache that survives

@@ -49,6 +49,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// The embedded services log through the default logger: one format, one stream.
+	slog.SetDefault(log)
 	a := adminEnv{cfg: cfg, getenv: getenv}
 	cmd, rest := args[0], args[1:]
 	switch cmd {

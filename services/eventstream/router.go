@@ -26,6 +26,9 @@ type Service struct {
 	Handler http.Handler
 	// Run, when set, runs until ctx ends and then drains within a bounded time.
 	Run func(ctx context.Context) error
+	// Close, when set, releases what the service holds (clients) once every
+	// service has stopped.
+	Close func()
 }
 
 // route is a public path prefix of the ingress, with the service that owns it

@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/kafka"
+	"github.com/eventstream/eventstream/pkg/s3local"
+	"github.com/eventstream/eventstream/services/ingest"
 )
 
 // deps are what the local stack shares with the services it embeds.
@@ -37,15 +42,59 @@ func localEnv(keys LocalSecrets, dbURL string, brokers []string, s3Endpoint stri
 		"S3_ENDPOINT":       s3Endpoint,
 		"SECRETS_KEY":       keys.SecretsKey,
 		"AUTH_HS256_SECRET": keys.HS256Secret,
+		// The embedded S3 endpoint (like MinIO) wants bucket-in-path addressing.
+		"S3_FORCE_PATH_STYLE": "true",
 	}
 }
 
 // buildServices builds every service this build embeds, in the order their
-// Run functions start. Adding a service is one block here.
+// Run functions start. Adding a service is one builder here. HTTP services
+// are mounted on the base URL through Handler; their own Run (a listener of
+// their own) is not used.
 func buildServices(ctx context.Context, d deps) ([]Service, error) {
-	_ = ctx
+	builders := []func(context.Context, deps) (Service, error){
+		buildIngest,
+	}
 	var out []Service
+	for _, b := range builders {
+		svc, err := b(ctx, d)
+		if err != nil {
+			closeServices(out)
+			return nil, err
+		}
+		out = append(out, svc)
+	}
 	return out, nil
+}
+
+// closeServices releases what the services hold (clients), after they stopped.
+func closeServices(services []Service) {
+	for i := len(services) - 1; i >= 0; i-- {
+		if services[i].Close != nil {
+			services[i].Close()
+		}
+	}
+}
+
+func buildIngest(ctx context.Context, d deps) (Service, error) {
+	cfg, err := ingest.ConfigFromEnv(d.getenv)
+	if err != nil {
+		return Service{}, err
+	}
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return Service{}, err
+	}
+	client, err := kafka.NewProducer(cfg.Brokers, cfg.ProduceTimeout, kgo.ClientID("eventstream-ingest"))
+	if err != nil {
+		return Service{}, err
+	}
+	srv, err := ingest.New(cfg, client, d.store, verifier)
+	if err != nil {
+		client.Close()
+		return Service{}, fmt.Errorf("building ingest: %w", err)
+	}
+	return Service{Name: "ingest", Prefixes: []string{"/v1/events"}, Handler: srv.Handler(), Close: client.Close}, nil
 }
 
 // provisionTenant makes tenant usable: its catalog row and its Kafka topic.
@@ -68,8 +117,19 @@ func provisionTopic(ctx context.Context, d deps, tenant string) error {
 	return kafka.ProvisionTenant(ctx, kadm.NewClient(cl), tenant, t.TopicPartitions, t.TopicReplication, t.TopicRetention)
 }
 
-// startEmbeddedS3 serves an S3-compatible endpoint over dir.
+// startEmbeddedS3 serves an S3-compatible endpoint over dir. Any key pair is
+// accepted, so integrations registered locally may use whatever keys they like.
 func startEmbeddedS3(ctx context.Context, s *Stack, dir string) (string, error) {
-	_, _, _ = ctx, s, dir
-	return "", nil
+	// Not ctx: the endpoint must outlive the services that drain into it; it
+	// is closed with the other infrastructure at the end.
+	srv, err := s3local.Start(context.WithoutCancel(ctx), dir, net.JoinHostPort("127.0.0.1", strconv.Itoa(s.cfg.S3Port)))
+	if err != nil {
+		return "", fmt.Errorf("starting the embedded S3 endpoint (EVENTSTREAM_S3_PORT=%d; set S3_ENDPOINT to use another): %w", s.cfg.S3Port, err)
+	}
+	s.closers = append(s.closers, func() {
+		s.log.Info("stopping s3 endpoint")
+		_ = srv.Close()
+	})
+	s.log.Info("s3 endpoint started", "url", srv.URL(), "dir", dir)
+	return srv.URL(), nil
 }

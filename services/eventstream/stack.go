@@ -110,6 +110,7 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	s.closers = append(s.closers, func() { closeServices(services) })
 	if err := provisionTenant(ctx, d, s.cfg.DemoTenant); err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventstream/eventstream/pkg/events"
+	"github.com/eventstream/eventstream/pkg/kafka"
 )
 
 // The smoke test of `make run`: the real eventstream binary, started the way a
@@ -274,6 +277,57 @@ func call(t *testing.T, method, url, token string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// integration is the part of the config API's integration body the smoke test reads.
+type integration struct {
+	ID       string `json:"id"`
+	Status   string `json:"status"`
+	Callback *struct {
+		CallbackURL string `json:"callback_url"`
+		APIKey      string `json:"api_key"`
+	} `json:"callback_parameters"`
+}
+
+func configURL(s *runningStack) string { return s.BaseURL + "/api/v1/org/integrations/eventstream" }
+
+// rawCall sends a plain request with a text body and returns the status.
+func rawCall(t *testing.T, method, url, body string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// get returns the body of a GET that must answer 200.
+func get(t *testing.T, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v %s", url, resp.StatusCode, err, b)
+	}
+	return string(b)
+}
+
 // runCLI runs an eventstream admin command against the stack's data folder.
 func runCLI(t *testing.T, e *stackEnv, args ...string) (stdout string) {
 	t.Helper()
@@ -324,16 +378,37 @@ func TestLocalStack(t *testing.T) {
 		}
 	})
 
-	t.Run("tenant command prints a token last", func(t *testing.T) {
+	t.Run("OpenAPI documents", func(t *testing.T) {
+		for _, name := range []string{"ingest"} {
+			var doc map[string]any
+			if code := call(t, "GET", s.BaseURL+"/openapi/"+name+".json", "", nil, &doc); code != 200 || doc["openapi"] == nil {
+				t.Errorf("/openapi/%s.json = %d, openapi=%v", name, code, doc["openapi"])
+			}
+		}
+	})
+
+	var published []string
+	t.Run("publish through the base URL", func(t *testing.T) {
+		published = publish(t, s.BaseURL, s.Token, "smoke-1", "smoke-2", "smoke-3")
+		requireEvents(t, e, "demo", published)
+	})
+
+	t.Run("tenant command prints a token the API accepts", func(t *testing.T) {
 		out := runCLI(t, e, "tenant", "acme")
 		tok := lastLine(out)
-		if strings.Count(tok, ".") != 2 || strings.Contains(tok, " ") {
-			t.Fatalf("last line of `eventstream tenant acme` is not a JWT: %q", out)
-		}
+		ids := publish(t, s.BaseURL, tok, "acme-1")
+		requireEvents(t, e, "acme", ids)
 	})
 
 	t.Run("tenant topics exist", func(t *testing.T) {
 		requireTopics(t, e, "eventstream.demo.events", "eventstream.acme.events")
+	})
+
+	s3URL := "http://127.0.0.1:" + strconv.Itoa(e.s3Port)
+	t.Run("s3 endpoint stores files", func(t *testing.T) {
+		if code := rawCall(t, "PUT", s3URL+"/smoke-bucket/dir/hello.txt", "hello s3\n"); code != 200 {
+			t.Fatalf("PUT object: %d", code)
+		}
 	})
 
 	t.Run("a second run on the same data folder is refused", func(t *testing.T) {
@@ -350,13 +425,93 @@ func TestLocalStack(t *testing.T) {
 
 	s.stop(t, e)
 
-	// Again on the same data: the keys were kept, so the first run's token
-	// is still accepted.
+	// Again on the same data folder: the keys were kept, so the first run's
+	// token is still accepted, and everything stored is still there.
 	s2 := startStack(t, e)
 	t.Run("after restart", func(t *testing.T) {
 		requireTopics(t, e, "eventstream.demo.events", "eventstream.acme.events")
+		requireEvents(t, e, "demo", published)
+		if body := get(t, s3URL+"/smoke-bucket/dir/hello.txt"); body != "hello s3\n" {
+			t.Errorf("S3 object after restart = %q", body)
+		}
+		more := publish(t, s2.BaseURL, s.Token, "smoke-4")
+		requireEvents(t, e, "demo", more)
 	})
 	s2.stop(t, e)
+}
+
+// publish posts one order.created event per key (a single event for one key,
+// a batch otherwise) and returns the event ids the ingest API answered with.
+func publish(t *testing.T, baseURL, token string, keys ...string) []string {
+	t.Helper()
+	ev := func(k string) map[string]any {
+		return map[string]any{"name": "order.created", "payload": map[string]any{"id": k, "total": 12.5}}
+	}
+	if len(keys) == 1 {
+		var res struct {
+			EventID string `json:"event_id"`
+		}
+		if code := call(t, "POST", baseURL+"/v1/events", token, ev(keys[0]), &res); code != 202 || res.EventID == "" {
+			t.Fatalf("publish = %d %+v", code, res)
+		}
+		return []string{res.EventID}
+	}
+	var batch []map[string]any
+	for _, k := range keys {
+		batch = append(batch, ev(k))
+	}
+	var res struct {
+		Results []struct {
+			EventID string `json:"event_id"`
+		} `json:"results"`
+		Accepted int `json:"accepted"`
+	}
+	if code := call(t, "POST", baseURL+"/v1/events", token, map[string]any{"events": batch}, &res); code != 202 || res.Accepted != len(keys) {
+		t.Fatalf("publish batch = %d %+v", code, res)
+	}
+	var ids []string
+	for _, r := range res.Results {
+		ids = append(ids, r.EventID)
+	}
+	return ids
+}
+
+// requireEvents reads the tenant's topic from the start with a separate
+// consumer and fails unless every event id is there.
+func requireEvents(t *testing.T, e *stackEnv, tenant string, ids []string) {
+	t.Helper()
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers("127.0.0.1:"+strconv.Itoa(e.kafkaPort)),
+		kgo.ConsumeTopics(events.TopicName(tenant)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for len(want) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("events %v not in topic %s within 30s", want, events.TopicName(tenant))
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			ev, err := kafka.DecodeRecord(r)
+			if err != nil {
+				t.Errorf("decoding record: %v", err)
+				return
+			}
+			if ev.GetTenant() != tenant {
+				t.Errorf("event of tenant %q in %s's topic", ev.GetTenant(), tenant)
+			}
+			delete(want, ev.GetEventId())
+		})
+	}
 }
 
 // requireTopics checks the broker of the stack has the topics.

@@ -5,7 +5,7 @@
 # anything. A failure leaves its input in the package's testdata/fuzz.
 set -euo pipefail
 fuzztime="${FUZZTIME:-5s}"
-[ $# -gt 0 ] || set -- ./pkg/... ./services/...
+[ $# -gt 0 ] || set -- $(go list -m -f "{{.Dir}}/...")
 
 # One `go test -list` over all packages prints each package's Fuzz targets
 # followed by an "ok <package>" line; turn that into "<package> <targets...>".
