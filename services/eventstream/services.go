@@ -16,6 +16,7 @@ import (
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/kafka"
 	"github.com/eventstream/eventstream/pkg/s3local"
+	"github.com/eventstream/eventstream/services/configapi"
 	"github.com/eventstream/eventstream/services/ingest"
 )
 
@@ -53,6 +54,7 @@ func localEnv(keys LocalSecrets, dbURL string, brokers []string, s3Endpoint stri
 // their own) is not used.
 func buildServices(ctx context.Context, d deps) ([]Service, error) {
 	builders := []func(context.Context, deps) (Service, error){
+		buildConfigAPI,
 		buildIngest,
 	}
 	var out []Service
@@ -74,6 +76,23 @@ func closeServices(services []Service) {
 			services[i].Close()
 		}
 	}
+}
+
+func buildConfigAPI(ctx context.Context, d deps) (Service, error) {
+	cfg, err := configapi.ConfigFromEnv(d.getenv)
+	if err != nil {
+		return Service{}, err
+	}
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return Service{}, err
+	}
+	// No retrier yet: _retry answers 503 until webhook delivery is embedded.
+	srv, err := configapi.New(cfg, d.store, verifier, nil)
+	if err != nil {
+		return Service{}, fmt.Errorf("building configapi: %w", err)
+	}
+	return Service{Name: "configapi", Prefixes: []string{configapi.BasePath}, Handler: srv.Handler()}, nil
 }
 
 func buildIngest(ctx context.Context, d deps) (Service, error) {

@@ -378,8 +378,56 @@ func TestLocalStack(t *testing.T) {
 		}
 	})
 
+	api := configURL(s)
+	t.Run("config API through the base URL", func(t *testing.T) {
+		var in integration
+		code := call(t, "POST", api, s.Token, map[string]any{
+			"id":               "smoke-hook",
+			"integration_type": "permanent",
+			"callback_parameters": map[string]any{
+				"callback_url": "http://127.0.0.1:9/events", "api_key": "smoke-api-key-123456",
+			},
+			"filter_conditions": map[string]any{"event_filter": []string{"order.created"}},
+		}, &in)
+		if code != 200 || in.ID != "smoke-hook" || in.Status != "running" {
+			t.Fatalf("register = %d %+v", code, in)
+		}
+		if in.Callback == nil || in.Callback.APIKey != "****3456" {
+			t.Errorf("api_key not redacted: %+v", in.Callback)
+		}
+		if code := call(t, "GET", api+"/smoke-hook", s.Token, nil, &in); code != 200 || in.ID != "smoke-hook" {
+			t.Errorf("get = %d %+v", code, in)
+		}
+		var list struct{ Integrations []integration }
+		if code := call(t, "GET", api, s.Token, nil, &list); code != 200 || len(list.Integrations) != 1 {
+			t.Errorf("list = %d %+v", code, list)
+		}
+		if code := call(t, "POST", api+"/smoke-hook/_stop", s.Token, nil, &in); code != 200 || in.Status != "stopped" {
+			t.Errorf("_stop = %d %+v", code, in)
+		}
+		if code := call(t, "POST", api+"/smoke-hook/_start", s.Token, nil, &in); code != 200 || in.Status != "running" {
+			t.Errorf("_start = %d %+v", code, in)
+		}
+		var logs struct {
+			Entries []struct{ Action, Reason string }
+		}
+		if code := call(t, "GET", api+"/smoke-hook/logs", s.Token, nil, &logs); code != 200 || len(logs.Entries) < 2 {
+			t.Fatalf("logs = %d %+v", code, logs)
+		}
+		if got := logs.Entries[0]; got.Action != "integration_started" || got.Reason != "Started via API." {
+			t.Errorf("newest log entry = %+v", got)
+		}
+		if got := logs.Entries[1]; got.Action != "integration_stopped" || got.Reason != "Stopped via API." {
+			t.Errorf("second log entry = %+v", got)
+		}
+		var errBody map[string]string
+		if code := call(t, "GET", api, "", nil, &errBody); code != 401 || errBody["error_code"] == "" || errBody["request_id"] == "" {
+			t.Errorf("without a token = %d %v", code, errBody)
+		}
+	})
+
 	t.Run("OpenAPI documents", func(t *testing.T) {
-		for _, name := range []string{"ingest"} {
+		for _, name := range []string{"configapi", "ingest"} {
 			var doc map[string]any
 			if code := call(t, "GET", s.BaseURL+"/openapi/"+name+".json", "", nil, &doc); code != 200 || doc["openapi"] == nil {
 				t.Errorf("/openapi/%s.json = %d, openapi=%v", name, code, doc["openapi"])
@@ -396,6 +444,17 @@ func TestLocalStack(t *testing.T) {
 	t.Run("tenant command prints a token the API accepts", func(t *testing.T) {
 		out := runCLI(t, e, "tenant", "acme")
 		tok := lastLine(out)
+		var list struct{ Integrations []integration }
+		if code := call(t, "GET", api, tok, nil, &list); code != 200 {
+			t.Fatalf("list with the token of `eventstream tenant acme` (last line %q) = %d", tok, code)
+		}
+		// acme sees none of demo's integrations.
+		if len(list.Integrations) != 0 {
+			t.Errorf("acme sees %+v", list.Integrations)
+		}
+		if code := call(t, "GET", api+"/smoke-hook", tok, nil, nil); code != 404 {
+			t.Errorf("acme GET demo's integration = %d, want 404", code)
+		}
 		ids := publish(t, s.BaseURL, tok, "acme-1")
 		requireEvents(t, e, "acme", ids)
 	})
@@ -429,6 +488,10 @@ func TestLocalStack(t *testing.T) {
 	// token is still accepted, and everything stored is still there.
 	s2 := startStack(t, e)
 	t.Run("after restart", func(t *testing.T) {
+		var in integration
+		if code := call(t, "GET", configURL(s2)+"/smoke-hook", s.Token, nil, &in); code != 200 || in.Status != "running" {
+			t.Errorf("integration after restart = %d %+v", code, in)
+		}
 		requireTopics(t, e, "eventstream.demo.events", "eventstream.acme.events")
 		requireEvents(t, e, "demo", published)
 		if body := get(t, s3URL+"/smoke-bucket/dir/hello.txt"); body != "hello s3\n" {
