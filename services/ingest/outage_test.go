@@ -1,0 +1,104 @@
+package ingest_test
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/eventstream/eventstream/pkg/events"
+	"github.com/eventstream/eventstream/pkg/kafka"
+	"github.com/eventstream/eventstream/pkg/testenv"
+	"github.com/eventstream/eventstream/services/ingest"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestStoppedBrokerGives503ThenRetrySucceeds stops the (only) broker: a
+// publish gets 503 within the produce timeout, never 202; readiness fails.
+// After the broker comes back on the same address with its data, the retried
+// publish is accepted with the same event id and both the earlier event and
+// the retried one are in the log.
+func TestStoppedBrokerGives503ThenRetrySucceeds(t *testing.T) {
+	port := freePort(t)
+	dir := t.TempDir()
+	c1 := testenv.NewKafka(t, kfake.Ports(port), kfake.DataDir(dir))
+	const timeout = time.Second
+	h := newHarness(t, c1.ListenAddrs(), func(c *ingest.Config) { c.ProduceTimeout = timeout })
+	tenant := h.newTenant()
+	tok := token(t, tenant)
+
+	if r := h.post(tok, []byte(`{"name":"order.created","payload":{"id":"before"}}`)); r.status != 202 {
+		t.Fatalf("publish before the outage: %d %s", r.status, r.body)
+	}
+	c1.Close()
+
+	body := []byte(`{"events":[{"name":"order.created","payload":{"id":"during-1"}},{"name":"order.shipped","payload":{"id":"during-2"}}]}`)
+	for range 2 {
+		start := time.Now()
+		r := h.post(tok, body)
+		took := time.Since(start)
+		if r.status != http.StatusServiceUnavailable || r.json["error_code"] != "unavailable" ||
+			!strings.Contains(r.json["message"].(string), "retry") {
+			t.Fatalf("publish with the broker down: %d %s", r.status, r.body)
+		}
+		// Bounded: the produce timeout plus request overhead, never the
+		// client's default retry horizon.
+		if took > timeout+2*time.Second {
+			t.Fatalf("503 after %s, want within about %s", took, timeout)
+		}
+	}
+	resp, err := http.Get(h.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the broker down = %d, want 503", resp.StatusCode)
+	}
+
+	// The broker restarts on the same port with its log.
+	testenv.NewKafka(t, kfake.Ports(port), kfake.DataDir(dir))
+	var r response
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r = h.post(tok, body)
+		if r.status == 202 || time.Now().After(deadline) {
+			break
+		}
+		if r.status != http.StatusServiceUnavailable {
+			t.Fatalf("retry after the restart: %d %s", r.status, r.body)
+		}
+	}
+	if r.status != 202 || r.json["accepted"] != float64(2) {
+		t.Fatalf("retry after the restart never accepted: %d %s", r.status, r.body)
+	}
+	results := r.json["results"].([]any)
+	if results[0].(map[string]any)["event_id"] != events.EventID(tenant, "order.created", "during-1").String() {
+		t.Fatalf("retried event id changed: %v", results[0])
+	}
+	seen := map[string]bool{}
+	for _, rec := range consume(t, h.brokers, tenant, 3) {
+		ev, err := kafka.DecodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[ev.GetDomainEntityId()] = true
+	}
+	for _, id := range []string{"before", "during-1", "during-2"} {
+		if !seen[id] {
+			t.Fatalf("event %s missing from the log after the restart (have %v)", id, seen)
+		}
+	}
+}
