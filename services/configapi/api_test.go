@@ -214,6 +214,11 @@ func TestRegisterValidation(t *testing.T) {
 			m["integration_type"] = "temporary"
 			m["ends_at"] = "tomorrow"
 		}, "ends_at"},
+		{"ends_at past year 9999 in UTC", validWebhook, func(m map[string]any) {
+			m["integration_type"] = "temporary"
+			m["ends_at"] = "9999-12-31T23:00:00-02:00"
+		}, "ends_at"},
+		{"starts_at before 1970", validWebhook, func(m map[string]any) { m["starts_at"] = "1969-12-31T23:59:59Z" }, "starts_at"},
 		{"unknown event name", validWebhook, func(m map[string]any) { sub(m, "filter_conditions")["event_filter"] = []any{"order.exploded"} }, "event_filter"},
 		{"unknown entity type", validWebhook, func(m map[string]any) { sub(m, "filter_conditions")["entity_filter"] = []any{"planet"} }, "entity_filter"},
 		{"empty event filter", validWebhook, func(m map[string]any) { sub(m, "filter_conditions")["event_filter"] = []any{} }, "event_filter"},

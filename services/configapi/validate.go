@@ -358,9 +358,13 @@ func parseTime(fe *fieldErrors, field string, s *string) *time.Time {
 		fe.add(field, "must be an RFC 3339 timestamp such as 2019-01-17T12:00:00.000Z, got %s", quote(*s))
 		return nil
 	}
-	// Postgres' range ends long after year 9999, where RFC 3339 ends, so every
-	// parsed time is storable.
 	t = t.UTC().Truncate(time.Millisecond)
+	// An offset can push a year-9999 time into year 10000, which the API's
+	// time format cannot show; nothing before the Unix epoch can be an event.
+	if y := t.Year(); y < 1970 || y > 9999 {
+		fe.add(field, "must be between 1970 and 9999 (UTC), got %s", quote(*s))
+		return nil
+	}
 	return &t
 }
 
