@@ -1,0 +1,289 @@
+// Package webhook sends events to webhook endpoints: it builds the request
+// (body, Authorization, Idempotency-Key and Standard Webhooks signature
+// headers), sends it over a shared, connection-reusing HTTP client whose
+// dialer refuses non-public addresses unless an operator allow-list permits
+// them, and classifies the response the way the contract decides (2xx
+// delivered, 400 rejected, anything else retried, honouring Retry-After).
+//
+// Retry policy, concurrency and bookkeeping belong to the caller (the delivery
+// workers, the configuration API's _retry); a Sender only does one attempt.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/events/eventspb"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout         = 10 * time.Second
+	DefaultMaxResponseBody = 1024
+	// drainLimit is how much of a larger response body is read and discarded
+	// so the connection can be reused; beyond it the connection is closed.
+	drainLimit = 64 << 10
+)
+
+// Config tunes a Sender.
+type Config struct {
+	// Timeout bounds one attempt: connecting, sending and reading the
+	// (capped) response. Default 10s.
+	Timeout time.Duration
+	// MaxResponseBody is how many bytes of a response body are kept for the
+	// attempt record and rejected events. Default 1024.
+	MaxResponseBody int
+	// AllowCIDRs are address ranges the SSRF guard lets through although they
+	// are not public (the local stack and tests allow 127.0.0.0/8).
+	AllowCIDRs []netip.Prefix
+	// MaxIdleConnsPerHost bounds the idle keep-alive connections kept per
+	// endpoint. Default 256, enough for the largest concurrency limit.
+	MaxIdleConnsPerHost int
+	// UserAgent is sent with every request. Default "EventStream-Webhooks/1.0".
+	UserAgent string
+}
+
+func (c *Config) defaults() {
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.MaxResponseBody <= 0 {
+		c.MaxResponseBody = DefaultMaxResponseBody
+	}
+	if c.MaxIdleConnsPerHost <= 0 {
+		c.MaxIdleConnsPerHost = 256
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "EventStream-Webhooks/1.0"
+	}
+}
+
+// Sender posts webhook requests. It is safe for concurrent use; share one per
+// process so connections to the same endpoint are reused across integrations.
+type Sender struct {
+	cfg    Config
+	guard  *Guard
+	client *http.Client
+}
+
+// NewSender builds a Sender.
+func NewSender(cfg Config) *Sender {
+	cfg.defaults()
+	guard := NewGuard(cfg.AllowCIDRs)
+	dialer := &net.Dialer{
+		Timeout:   cfg.Timeout,
+		KeepAlive: 30 * time.Second,
+		// The guard checks the resolved address at connect time, after DNS,
+		// so a name that resolves differently later cannot bypass it.
+		Control: guard.control,
+	}
+	tr := &http.Transport{
+		// No proxy: through a proxy the guard would check the proxy's address
+		// instead of the endpoint's.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4 * cfg.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   cfg.Timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &Sender{
+		cfg:   cfg,
+		guard: guard,
+		client: &http.Client{
+			Transport: tr,
+			// A redirect is an answer like any other non-2xx: it is retried,
+			// never followed (following would also sidestep the URL the
+			// tenant registered).
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Timeout is the per-attempt timeout the sender applies.
+func (s *Sender) Timeout() time.Duration { return s.cfg.Timeout }
+
+// CloseIdleConnections closes kept-alive connections (used on shutdown).
+func (s *Sender) CloseIdleConnections() { s.client.CloseIdleConnections() }
+
+// Request is one webhook call.
+type Request struct {
+	URL            string
+	APIKey         string // sent as "Authorization: Bearer <APIKey>" when set
+	SigningSecret  string // Standard Webhooks headers are sent when set
+	EventID        string // webhook-id
+	EventName      string
+	IdempotencyKey string // sent as "Idempotency-Key: <EventName>:<IdempotencyKey>" when set
+	Body           []byte
+}
+
+// NewRequest builds the request delivering ev, whose receiver body is body
+// (events.AppendBody), to hook.
+func NewRequest(hook *catalog.Webhook, ev *eventspb.Event, body []byte) Request {
+	return Request{
+		URL:            hook.CallbackURL,
+		APIKey:         hook.APIKey,
+		SigningSecret:  hook.SigningSecret,
+		EventID:        ev.GetEventId(),
+		EventName:      ev.GetName(),
+		IdempotencyKey: ev.GetIdempotencyKey(),
+		Body:           body,
+	}
+}
+
+// Outcome is what the contract makes of a response.
+type Outcome int
+
+// Outcomes.
+const (
+	// Delivered: a 2xx response.
+	Delivered Outcome = iota
+	// Rejected: a 400 response; the event is stored as rejected.
+	Rejected
+	// Failed: anything else (3xx, 429, other 4xx, 5xx, timeout, connection
+	// error); the event is retried.
+	Failed
+)
+
+// Result is the outcome of one attempt.
+type Result struct {
+	// Code is the HTTP status, 0 when no response arrived.
+	Code int
+	// Body is the start of the response body (Config.MaxResponseBody bytes).
+	Body string
+	// Duration is from sending the request to reading the capped body.
+	Duration time.Duration
+	// RetryAfter is the delay the endpoint asked for (Retry-After), 0 if none.
+	RetryAfter time.Duration
+	// Err is why no response arrived (timeout, refused, blocked address).
+	Err error
+	// Timeout reports that Err is the per-attempt timeout.
+	Timeout bool
+}
+
+// Outcome classifies the result.
+func (r Result) Outcome() Outcome {
+	switch {
+	case r.Err == nil && r.Code >= 200 && r.Code < 300:
+		return Delivered
+	case r.Err == nil && r.Code == http.StatusBadRequest:
+		return Rejected
+	default:
+		return Failed
+	}
+}
+
+// Reason is the human reason the integration log shows for a failed attempt:
+// "Request to URL <url> failed. Reason: <text> (HTTP status code <code>)", or
+// "... Reason: <error>" when no response arrived.
+func (r Result) Reason(callbackURL string) string {
+	if r.Err != nil || r.Code == 0 {
+		return fmt.Sprintf("Request to URL %s failed. Reason: %s", callbackURL, r.errText())
+	}
+	text := http.StatusText(r.Code)
+	if text == "" {
+		text = "Unexpected response"
+	}
+	return fmt.Sprintf("Request to URL %s failed. Reason: %s (HTTP status code %d)", callbackURL, text, r.Code)
+}
+
+func (r Result) errText() string {
+	if r.Err == nil {
+		return "no response"
+	}
+	if r.Timeout {
+		return "no response within the attempt timeout"
+	}
+	err := r.Err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// url.Error repeats the method and URL the reason already names.
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+// Send makes one attempt. It never returns an error: a failure to get a
+// response is reported in Result.Err. ctx bounds the attempt in addition to
+// the per-attempt timeout.
+func (s *Sender) Send(ctx context.Context, r *Request) Result {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
+	if err != nil {
+		return Result{Err: fmt.Errorf("building request: %w", err)}
+	}
+	h := req.Header
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", s.cfg.UserAgent)
+	if r.APIKey != "" {
+		h.Set("Authorization", "Bearer "+r.APIKey)
+	}
+	if r.IdempotencyKey != "" {
+		h.Set("Idempotency-Key", r.EventName+":"+r.IdempotencyKey)
+	}
+	if r.SigningSecret != "" {
+		ts := start.Unix()
+		h.Set("webhook-id", r.EventID)
+		h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+		h.Set("webhook-signature", Signature(r.SigningSecret, r.EventID, ts, r.Body))
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var ne net.Error
+		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+		return Result{Err: err, Timeout: timeout, Duration: time.Since(start)}
+	}
+	defer resp.Body.Close()
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(s.cfg.MaxResponseBody)))
+	if readErr == nil {
+		// Reading the rest (up to a bound) lets the connection be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	}
+	res := Result{Code: resp.StatusCode, Body: string(body), Duration: time.Since(start)}
+	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		res.RetryAfter = d
+	}
+	return res
+}
+
+// ParseRetryAfter parses a Retry-After header value, either delay-seconds or
+// an HTTP date, relative to now. It reports false when v is empty or invalid;
+// a date in the past is a zero delay.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		const maxSeconds = int64(1<<63-1) / int64(time.Second)
+		if n > maxSeconds {
+			n = maxSeconds
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	d := t.Sub(now)
+	if d < 0 {
+		d = 0
+	}
+	return d, true
+}
