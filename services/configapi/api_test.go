@@ -843,3 +843,25 @@ func equalSets(a, b []string) bool {
 	}
 	return len(a) == len(b)
 }
+
+func TestCompletedTemporaryCannotStartAgain(t *testing.T) {
+	e := newAPI(t)
+	tok := e.tenant("acme")
+	m := validWebhook()
+	m["integration_type"], m["ends_at"] = "temporary", "2019-02-21T23:59:00.000Z"
+	want(t, e.call(http.MethodPost, BasePath, tok, m), http.StatusOK)
+	// The delivery side completes the replay like this.
+	if _, err := e.store.SetStatus(context.Background(), "acme", "erp-1", catalog.StatusStopped,
+		catalog.ActionCompleted, "Delivered every event up to ends_at."); err != nil {
+		t.Fatal(err)
+	}
+	want(t, e.call(http.MethodPost, BasePath+"/erp-1/_start", tok, nil), http.StatusBadRequest, "completed")
+	if got := e.call(http.MethodGet, BasePath+"/erp-1", tok, nil).integration(t); got.Status != catalog.StatusStopped {
+		t.Errorf("status = %s", got.Status)
+	}
+	// Its logs stay readable until it is deleted.
+	r := e.call(http.MethodGet, BasePath+"/erp-1/logs", tok, nil)
+	if !strings.Contains(string(r.body), `"action":"integration_completed"`) {
+		t.Errorf("logs = %s", r.body)
+	}
+}

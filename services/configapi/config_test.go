@@ -114,7 +114,8 @@ func TestServeDrainsOnCancel(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
 	}
-	if _, err := http.DefaultClient.Do(req); err == nil {
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
 		t.Error("still serving after Serve returned")
 	}
 }
