@@ -825,7 +825,11 @@ func TestOpenAPIAndHealth(t *testing.T) {
 	want(t, e.call(http.MethodGet, "/healthz", "", nil), http.StatusOK)
 	want(t, e.call(http.MethodGet, "/readyz", "", nil), http.StatusOK)
 	e.db.Pool.Close() // the database is gone: not ready
-	want(t, e.call(http.MethodGet, "/readyz", "", nil), http.StatusServiceUnavailable)
+	r = e.call(http.MethodGet, "/readyz", "", nil)
+	want(t, r, http.StatusServiceUnavailable, "catalog database unreachable")
+	if strings.Contains(string(r.body), e.db.URL) || strings.Contains(string(r.body), "127.0.0.1") {
+		t.Errorf("readyz reveals connection details: %s", r.body)
+	}
 }
 
 func equalSets(a, b []string) bool {

@@ -64,7 +64,15 @@ func New(cfg Config, store *catalog.Store, verifier *auth.Verifier, retrier Retr
 
 func (s *Server) routes() {
 	e := s.echo
-	httpapi.Health(e, func(r *http.Request) error { return s.store.Pool().Ping(r.Context()) })
+	httpapi.Health(e, func(r *http.Request) error {
+		// The driver's error names the database host and user; /readyz is
+		// unauthenticated, so the detail goes to the log only.
+		if err := s.store.Pool().Ping(r.Context()); err != nil {
+			s.log.Warn("readiness: pinging the catalog database", "err", err)
+			return errors.New("catalog database unreachable")
+		}
+		return nil
+	})
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, s.openapi) })
 
 	read := []echo.MiddlewareFunc{auth.Require(auth.ScopeIntegrationsRead), s.tenantScope}
