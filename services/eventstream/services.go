@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/kafka"
 	"github.com/eventstream/eventstream/pkg/s3local"
+	"github.com/eventstream/eventstream/pkg/webhook"
 	"github.com/eventstream/eventstream/services/configapi"
 	"github.com/eventstream/eventstream/services/ingest"
 )
@@ -47,6 +49,10 @@ func localEnv(keys LocalSecrets, dbURL string, brokers []string, s3Endpoint stri
 		"S3_FORCE_PATH_STYLE": "true",
 	}
 }
+
+// localCallbacks are the non-public addresses webhooks may reach in the local
+// stack: loopback, where a developer's test receiver listens.
+var localCallbacks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // buildServices builds every service this build embeds, in the order their
 // Run functions start. Adding a service is one builder here. HTTP services
@@ -87,8 +93,10 @@ func buildConfigAPI(ctx context.Context, d deps) (Service, error) {
 	if err != nil {
 		return Service{}, err
 	}
-	// No retrier yet: _retry answers 503 until webhook delivery is embedded.
-	srv, err := configapi.New(cfg, d.store, verifier, nil)
+	// _retry sends through the same webhook sender delivery uses; locally,
+	// callbacks to loopback are allowed.
+	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: localCallbacks})}
+	srv, err := configapi.New(cfg, d.store, verifier, retrier)
 	if err != nil {
 		return Service{}, fmt.Errorf("building configapi: %w", err)
 	}
