@@ -3,11 +3,14 @@ package configapi
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/secrets"
+	"github.com/eventstream/eventstream/pkg/webhook"
 )
 
 // Defaults applied to zero Config fields.
@@ -41,6 +44,10 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight requests after
 	// its context ends (CONFIGAPI_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// WebhookAllowCIDRs are the non-public address ranges the _retry sender
+	// may call (WEBHOOK_ALLOW_CIDRS, comma-separated; same as the delivery
+	// workers'). Empty: only public addresses.
+	WebhookAllowCIDRs []netip.Prefix
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -131,6 +138,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("MAX_INTEGRATIONS_PER_TENANT: %q is not a positive integer", v))
 		}
 		c.MaxIntegrations = n
+	}
+	if v := getenv("WEBHOOK_ALLOW_CIDRS"); v != "" {
+		p, err := webhook.ParseCIDRs(strings.Fields(strings.ReplaceAll(v, ",", " ")))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_CIDRS: %w", err))
+		}
+		c.WebhookAllowCIDRs = p
 	}
 	if v := getenv("CONFIGAPI_SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -46,7 +47,8 @@ func TestConfigFromEnv(t *testing.T) {
 			"CONFIGAPI_ADDR": "127.0.0.1:9000", "CONFIGAPI_BODY_LIMIT": "1024", "MAX_INTEGRATIONS_PER_TENANT": "3",
 			"CONFIGAPI_MIGRATE": "true", "CONFIGAPI_SHUTDOWN_TIMEOUT": "2s", "AUTH_HS256_SECRET": "",
 			"AUTH_JWKS_URL": "https://idp.example.com/jwks", "AUTH_ISSUER": "https://idp.example.com", "AUTH_AUDIENCE": "eventstream",
-			"SECRETS_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // base64 of the same key
+			"SECRETS_KEY":         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", // base64 of the same key
+			"WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8, 10.1.2.3",
 		}))
 		if err != nil {
 			t.Fatal(err)
@@ -55,6 +57,9 @@ func TestConfigFromEnv(t *testing.T) {
 		if c.Addr != "127.0.0.1:9000" || c.BodyLimit != 1024 || c.MaxIntegrations != 3 || !c.Migrate ||
 			c.ShutdownTimeout != 2*time.Second || c.Auth != w || string(c.EncryptionKey) != string(testenv.TestKey) {
 			t.Errorf("config = %+v", c)
+		}
+		if fmt.Sprint(c.WebhookAllowCIDRs) != "[127.0.0.0/8 10.1.2.3/32]" {
+			t.Errorf("WEBHOOK_ALLOW_CIDRS = %v", c.WebhookAllowCIDRs)
 		}
 	})
 	for _, c := range []struct{ name, key, value, mention string }{
@@ -67,6 +72,7 @@ func TestConfigFromEnv(t *testing.T) {
 		{"bad body limit", "CONFIGAPI_BODY_LIMIT", "-1", "CONFIGAPI_BODY_LIMIT"},
 		{"bad migrate", "CONFIGAPI_MIGRATE", "perhaps", "CONFIGAPI_MIGRATE"},
 		{"bad timeout", "CONFIGAPI_SHUTDOWN_TIMEOUT", "soon", "CONFIGAPI_SHUTDOWN_TIMEOUT"},
+		{"bad allow-list", "WEBHOOK_ALLOW_CIDRS", "localhost", "WEBHOOK_ALLOW_CIDRS"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := ConfigFromEnv(env(map[string]string{c.key: c.value}))

@@ -13,6 +13,7 @@ import (
 	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/secrets"
+	"github.com/eventstream/eventstream/pkg/webhook"
 	"github.com/eventstream/eventstream/services/configapi"
 )
 
@@ -48,8 +49,9 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	// No Retrier yet: _retry answers 503 until the webhook sender is wired in.
-	srv, err := configapi.New(cfg, catalog.New(pool, box), verifier, nil)
+	// _retry sends with the same sender (and SSRF guard) as the delivery workers.
+	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: cfg.WebhookAllowCIDRs})}
+	srv, err := configapi.New(cfg, catalog.New(pool, box), verifier, retrier)
 	if err != nil {
 		return err
 	}
