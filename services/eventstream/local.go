@@ -118,7 +118,21 @@ func readStackInfo(dir string) (StackInfo, error) {
 	if err := json.Unmarshal(b, &info); err != nil {
 		return info, fmt.Errorf("parsing stack info: %w", err)
 	}
+	// A stack killed with SIGKILL leaves its stack.json behind.
+	if !processAlive(info.PID) {
+		return info, fmt.Errorf("the local stack that ran on %s (pid %d) is gone (start it with `make run`)", dir, info.PID)
+	}
 	return info, nil
+}
+
+// processAlive reports whether a process with this pid exists (EPERM: it
+// exists but belongs to someone else).
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // lockDataDir takes an exclusive lock on the data folder for the life of the

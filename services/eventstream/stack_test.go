@@ -501,6 +501,15 @@ func TestLocalStack(t *testing.T) {
 		requireEvents(t, e, "demo", more)
 	})
 	s2.stop(t, e)
+
+	t.Run("tenant command without a running stack", func(t *testing.T) {
+		cmd := exec.Command(eventstreamBinary(t), "tenant", "late")
+		cmd.Env = e.environ()
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "make run") {
+			t.Errorf("err=%v output:\n%s", err, out)
+		}
+	})
 }
 
 // publish posts one order.created event per key (a single event for one key,
