@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 
@@ -47,12 +46,10 @@ func localEnv(keys LocalSecrets, dbURL string, brokers []string, s3Endpoint stri
 		"AUTH_HS256_SECRET": keys.HS256Secret,
 		// The embedded S3 endpoint (like MinIO) wants bucket-in-path addressing.
 		"S3_FORCE_PATH_STYLE": "true",
+		// Webhooks may call loopback, where a developer's test receiver listens.
+		"WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8,::1/128",
 	}
 }
-
-// localCallbacks are the non-public addresses webhooks may reach in the local
-// stack: loopback, where a developer's test receiver listens.
-var localCallbacks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // buildServices builds every service this build embeds, in the order their
 // Run functions start. Adding a service is one builder here. HTTP services
@@ -93,9 +90,8 @@ func buildConfigAPI(ctx context.Context, d deps) (Service, error) {
 	if err != nil {
 		return Service{}, err
 	}
-	// _retry sends through the same webhook sender delivery uses; locally,
-	// callbacks to loopback are allowed.
-	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: localCallbacks})}
+	// _retry sends through the same webhook sender delivery uses.
+	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: cfg.WebhookAllowCIDRs})}
 	srv, err := configapi.New(cfg, d.store, verifier, retrier)
 	if err != nil {
 		return Service{}, fmt.Errorf("building configapi: %w", err)
