@@ -44,13 +44,13 @@ type Config struct {
 	RequestTimeout time.Duration
 }
 
-// DefaultConfig returns the defaults: 50 MiB or 5 minutes per file, 8 MiB
+// DefaultConfig returns the defaults: 50 MiB or 5 minutes per file, 5 MiB
 // parts, backoff from 1 s up to 1 min, 10 retries, 2 min per request.
 func DefaultConfig() Config {
 	return Config{
 		MaxFileBytes:   50 << 20,
 		MaxFileAge:     5 * time.Minute,
-		PartSize:       8 << 20,
+		PartSize:       MinPartSize,
 		RetryBase:      time.Second,
 		RetryMax:       time.Minute,
 		MaxRetries:     10,
@@ -89,7 +89,7 @@ func (c Config) Validate() error {
 // runner's ConfigFromEnv call it) over DefaultConfig:
 //
 //	S3_ENDPOINT          endpoint override, e.g. http://127.0.0.1:9000 (default: AWS)
-//	S3_FORCE_PATH_STYLE  true for path-style addressing (default false; MinIO needs true)
+//	S3_FORCE_PATH_STYLE  path-style addressing (default: true with S3_ENDPOINT, false without)
 //	S3_MAX_FILE_BYTES    close a file at this size: bytes or 512KiB / 50MiB / 1GiB (default 50MiB)
 //	S3_MAX_FILE_AGE      close a file this long after it started, Go duration (default 5m)
 //	S3_PART_SIZE         multipart part size, at least 5MiB (default 8MiB)
@@ -108,6 +108,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			}
 		}
 	}
+	// S3-compatible stores behind an endpoint override almost always need
+	// path-style addressing (virtual-hosted names like bucket.127.0.0.1
+	// do not resolve), so it is the default there.
+	c.UsePathStyle = c.Endpoint != ""
 	set("S3_FORCE_PATH_STYLE", func(v string) (e error) { c.UsePathStyle, e = strconv.ParseBool(v); return })
 	set("S3_MAX_FILE_BYTES", func(v string) (e error) { c.MaxFileBytes, e = ParseBytes(v); return })
 	set("S3_MAX_FILE_AGE", func(v string) (e error) { c.MaxFileAge, e = time.ParseDuration(v); return })

@@ -3,6 +3,8 @@ package s3sink
 import (
 	"encoding/binary"
 
+	"github.com/google/uuid"
+
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
 )
 
@@ -12,44 +14,66 @@ import (
 // protobuf messages they would take more memory than the file itself.
 type metaLog struct {
 	buf   []byte
-	n     int
 	names strTable // event names and entity types: a few dozen distinct values
 }
+
+// How an event id is stored.
+const (
+	idUUID   byte = iota // 16 bytes
+	idString             // length-prefixed, for ids that are not canonical UUIDs
+)
 
 type eventMeta struct {
 	EventID, Name, DomainEntityID, DomainEntityType string
 }
 
 func (m *metaLog) add(ev *eventspb.Event) {
-	m.buf = appendString(m.buf, ev.GetEventId())
+	// Event ids are UUIDs: 16 bytes instead of 36 characters.
+	if id, err := uuid.Parse(ev.GetEventId()); err == nil && isCanonical(ev.GetEventId()) {
+		m.buf = append(m.buf, idUUID)
+		m.buf = append(m.buf, id[:]...)
+	} else {
+		m.buf = append(m.buf, idString)
+		m.buf = appendString(m.buf, ev.GetEventId())
+	}
 	m.buf = binary.AppendUvarint(m.buf, uint64(m.names.index(ev.GetName())))
 	m.buf = appendString(m.buf, ev.GetDomainEntityId())
 	m.buf = binary.AppendUvarint(m.buf, uint64(m.names.index(ev.GetEntityType())))
-	m.n++
 }
 
 // mark is a position to read from: each part remembers where its events start.
 func (m *metaLog) mark() int { return len(m.buf) }
 
-// each calls fn for every event from position pos on, in order.
-func (m *metaLog) each(pos int, fn func(eventMeta)) {
-	b := m.buf[pos:]
-	for len(b) > 0 {
-		var e eventMeta
-		e.EventID, b = readString(b)
-		var i uint64
-		i, b = readUvarint(b)
-		e.Name = m.names.values[i]
-		e.DomainEntityID, b = readString(b)
-		i, b = readUvarint(b)
-		e.DomainEntityType = m.names.values[i]
-		fn(e)
-	}
+// since returns a read-only view of the events from position pos on. A view
+// stays valid, and may be read by another goroutine, while the owner keeps
+// adding: additions only write past the view's end or move to a new array.
+func (m *metaLog) since(pos int) metaView {
+	return metaView{buf: m.buf[pos:len(m.buf):len(m.buf)], names: m.names.values[:len(m.names.values):len(m.names.values)]}
 }
 
-func (m *metaLog) reset() {
-	m.buf = m.buf[:0]
-	m.n = 0
+type metaView struct {
+	buf   []byte
+	names []string
+}
+
+// each calls fn for every event of the view, in order.
+func (v metaView) each(fn func(eventMeta)) {
+	b := v.buf
+	for len(b) > 0 {
+		var e eventMeta
+		if b[0] == idUUID {
+			e.EventID, b = uuid.UUID(b[1:17]).String(), b[17:]
+		} else {
+			e.EventID, b = readString(b[1:])
+		}
+		var i uint64
+		i, b = readUvarint(b)
+		e.Name = v.names[i]
+		e.DomainEntityID, b = readString(b)
+		i, b = readUvarint(b)
+		e.DomainEntityType = v.names[i]
+		fn(e)
+	}
 }
 
 func appendString(b []byte, s string) []byte {
@@ -83,4 +107,19 @@ func (t *strTable) index(s string) int {
 	t.ids[s] = len(t.values)
 	t.values = append(t.values, s)
 	return len(t.values) - 1
+}
+
+// isCanonical reports whether a parsed UUID string is in the form
+// uuid.String gives back (36 characters, lowercase), so storing it as 16
+// bytes loses nothing.
+func isCanonical(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		if 'A' <= s[i] && s[i] <= 'F' {
+			return false
+		}
+	}
+	return true
 }

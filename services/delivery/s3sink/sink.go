@@ -122,25 +122,30 @@ type Sink struct {
 	stopped   atomic.Bool // interrupted
 
 	// lock is a one-slot semaphore (a mutex callers can stop waiting for)
-	// held while a record is appended and while a part or file is uploaded:
-	// Deliver blocks during uploads, which is the backpressure.
+	// held while a record is appended and while a file is completed.
 	lock chan struct{}
 	// Guarded by lock:
-	file  *file
-	line  []byte // scratch for one encoded event
-	spare []byte // the last file's part buffer, kept while traffic is high
+	file   *file
+	line   []byte   // scratch for one encoded event
+	spares [][]byte // part buffers of the last file, kept while traffic is high
 }
 
-// file is the open export file.
+// file is the open export file. While a part upload is in flight (inflight
+// != nil) its goroutine owns uploadID, parts, minRetries, aborted and free;
+// the lock holder touches them only after wait.
 type file struct {
 	key     string
 	started time.Time
 	size    int64
-	buf     []byte // the part being filled
 	timer   *time.Timer
 
-	uploadID string // "" until the first part is uploaded
+	buf  []byte // the part being filled
+	free []byte // a buffer whose upload finished, to fill next
+
+	inflight chan error // the part upload in progress, if any
+	uploadID string     // "" until the first part is uploaded
 	parts    []types.CompletedPart
+	aborted  bool
 
 	recs     []*delivery.Record
 	meta     metaLog
@@ -167,8 +172,10 @@ func (s *Sink) acquire(ctx context.Context) error {
 
 func (s *Sink) release() { <-s.lock }
 
-// Deliver appends r to the open file (starting one if needed). It blocks
-// while a part or a completed file is being uploaded.
+// Deliver appends r to the open file (starting one if needed). A full part
+// is uploaded in the background while the next one fills; Deliver blocks
+// when that next part is full too and the upload is still running, and while
+// a file is completed.
 func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
@@ -193,13 +200,18 @@ func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
 	if f == nil {
 		f = s.open()
 	}
-	f.buf = append(f.buf, s.line...)
+	f.buf = appendLine(f.buf, s.line, s.cfg.PartSize)
 	f.size += int64(len(s.line))
 	f.recs = append(f.recs, r)
 	f.meta.add(r.Event)
+	// The record stays referenced until its file is stored (minutes, tens of
+	// thousands of records); its decoded event and payload are not needed
+	// any more: the line is in the part buffer and what attempts need is in
+	// meta. Dropping them keeps an open file's memory at its part buffers.
+	r.Event = nil
 	if int64(len(f.buf)) >= s.cfg.PartSize {
-		if err := s.uploadPart(f); err != nil {
-			return err
+		if err := s.ship(f); err != nil {
+			return s.failed(f, err)
 		}
 	}
 	if f.size >= s.cfg.MaxFileBytes {
@@ -209,19 +221,31 @@ func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
 	return nil
 }
 
+// appendLine appends line to a part buffer, doubling its capacity when it
+// must grow (append's gentler growth would copy a part many times) up to
+// about one part.
+func appendLine(buf, line []byte, partSize int64) []byte {
+	if need := len(buf) + len(line); need > cap(buf) {
+		n := max(need, min(2*cap(buf), int(partSize)+64<<10))
+		grown := make([]byte, len(buf), n)
+		copy(grown, buf)
+		buf = grown
+	}
+	return append(buf, line...)
+}
+
 // Flush completes the open file now. If ctx ends first it returns ctx's
 // error; the upload goes on and its records become Done when it completes.
 func (s *Sink) Flush(ctx context.Context) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
-	if s.stopped.Load() {
-		s.release()
-		return ErrInterrupted
-	}
 	f := s.file
 	if f == nil {
 		s.release()
+		if s.stopped.Load() {
+			return ErrInterrupted
+		}
 		return nil
 	}
 	done := make(chan error, 1)
@@ -247,14 +271,22 @@ func (s *Sink) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer s.release()
-	s.spare = nil
+	s.spares = nil
 	f := s.file
 	if f == nil {
 		return nil
 	}
 	s.file = nil
 	f.timer.Stop()
-	if f.uploadID == "" {
+	if f.inflight != nil {
+		select {
+		case <-f.inflight: // quick: runCtx is cancelled
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		f.inflight = nil
+	}
+	if f.uploadID == "" || f.aborted {
 		return nil
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
@@ -272,12 +304,16 @@ func (s *Sink) open() *file {
 		key:        ObjectKey(s.in.S3.KeyPrefix, s.in.Tenant, now, randomSuffix()),
 		started:    now,
 		minRetries: s.cfg.MaxRetries,
-		buf:        s.spare[:0],
 	}
-	s.spare = nil
-	if f.buf == nil {
-		// Grown by append as events come; a quiet integration never holds
-		// a whole part.
+	if n := len(s.spares); n > 0 {
+		f.buf = s.spares[n-1][:0]
+		s.spares = s.spares[:n-1]
+		if n > 1 {
+			f.free = s.spares[0][:0]
+		}
+		s.spares = nil
+	} else {
+		// Grown as events come; a quiet integration never holds a part.
 		f.buf = make([]byte, 0, min(s.cfg.PartSize, 64<<10))
 	}
 	f.timer = time.AfterFunc(s.cfg.MaxFileAge, func() { s.expire(f) })
@@ -291,7 +327,7 @@ func (s *Sink) expire(f *file) {
 		return
 	}
 	defer s.release()
-	if s.file != f || s.stopped.Load() {
+	if s.file != f {
 		return
 	}
 	if err := s.finish(f); err != nil && !errors.Is(err, ErrInterrupted) && !errors.Is(err, errClosed) {
@@ -299,9 +335,55 @@ func (s *Sink) expire(f *file) {
 	}
 }
 
-func (s *Sink) uploadPart(f *file) error {
+// failed drops f after the sink was interrupted; its records are never Done.
+func (s *Sink) failed(f *file, err error) error {
+	if errors.Is(err, ErrInterrupted) && s.file == f {
+		f.timer.Stop()
+		s.file = nil
+	}
+	return err
+}
+
+// wait waits for f's part upload in flight, if any.
+func (s *Sink) wait(f *file) error {
+	if f.inflight == nil {
+		return nil
+	}
+	err := <-f.inflight
+	f.inflight = nil
+	return err
+}
+
+// ship starts uploading f's full part in the background, after the previous
+// part's upload finished (at most one in flight: memory stays at two parts).
+func (s *Sink) ship(f *file) error {
+	if err := s.wait(f); err != nil {
+		return err
+	}
+	part, view, n := f.buf, f.meta.since(f.partMeta), int32(len(f.parts)+1)
+	f.buf, f.free = f.free, nil
+	if f.buf == nil {
+		f.buf = make([]byte, 0, cap(part))
+	}
+	f.partMeta = f.meta.mark()
+	done := make(chan error, 1)
+	f.inflight = done
+	go func() {
+		err := s.uploadPart(f, n, part, view)
+		if err == nil {
+			f.free = part[:0]
+		}
+		done <- err
+	}()
+	return nil
+}
+
+// uploadPart stores part as part n of f's multipart upload (starting the
+// upload for part 1). Run by the part's goroutine, or by the lock holder
+// for the last part.
+func (s *Sink) uploadPart(f *file, n int32, part []byte, view metaView) error {
 	if f.uploadID == "" {
-		err := s.try(f, f.partMeta, func(ctx context.Context) error {
+		err := s.try(f, view, func(ctx context.Context) error {
 			out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 				Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key), ContentType: aws.String(contentType),
 			})
@@ -314,12 +396,11 @@ func (s *Sink) uploadPart(f *file) error {
 			return err
 		}
 	}
-	n := int32(len(f.parts) + 1)
 	var etag *string
-	err := s.try(f, f.partMeta, func(ctx context.Context) error {
+	err := s.try(f, view, func(ctx context.Context) error {
 		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
 			Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key), UploadId: aws.String(f.uploadID),
-			PartNumber: aws.Int32(n), Body: bytes.NewReader(f.buf), ContentLength: aws.Int64(int64(len(f.buf))),
+			PartNumber: aws.Int32(n), Body: bytes.NewReader(part), ContentLength: aws.Int64(int64(len(part))),
 		})
 		if err == nil {
 			etag = out.ETag
@@ -330,8 +411,6 @@ func (s *Sink) uploadPart(f *file) error {
 		return err
 	}
 	f.parts = append(f.parts, types.CompletedPart{ETag: etag, PartNumber: aws.Int32(n)})
-	f.buf = f.buf[:0]
-	f.partMeta = f.meta.mark()
 	return nil
 }
 
@@ -339,20 +418,18 @@ func (s *Sink) uploadPart(f *file) error {
 // records Done.
 func (s *Sink) finish(f *file) error {
 	f.timer.Stop()
-	var (
-		err     error
-		stored  time.Time
-		bucket  = aws.String(s.in.S3.Bucket)
-		key     = aws.String(f.key)
-		partial = len(f.buf) > 0 && f.uploadID != ""
-	)
-	if partial {
-		if err := s.uploadPart(f); err != nil {
-			return err
-		}
+	if err := s.wait(f); err != nil {
+		return s.failed(f, err)
 	}
+	var (
+		err    error
+		stored time.Time
+		bucket = aws.String(s.in.S3.Bucket)
+		key    = aws.String(f.key)
+	)
 	if f.uploadID == "" {
-		err = s.try(f, 0, func(ctx context.Context) error {
+		// Smaller than a part: one request.
+		err = s.try(f, f.meta.since(0), func(ctx context.Context) error {
 			stored = time.Now()
 			_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
 				Bucket: bucket, Key: key, ContentType: aws.String(contentType),
@@ -361,29 +438,37 @@ func (s *Sink) finish(f *file) error {
 			return err
 		})
 	} else {
-		err = s.try(f, 0, func(ctx context.Context) error {
-			stored = time.Now()
-			_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-				Bucket: bucket, Key: key, UploadId: aws.String(f.uploadID),
-				MultipartUpload: &types.CompletedMultipartUpload{Parts: f.parts},
+		if len(f.buf) > 0 {
+			err = s.uploadPart(f, int32(len(f.parts)+1), f.buf, f.meta.since(f.partMeta))
+		}
+		if err == nil {
+			err = s.try(f, f.meta.since(0), func(ctx context.Context) error {
+				stored = time.Now()
+				_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+					Bucket: bucket, Key: key, UploadId: aws.String(f.uploadID),
+					MultipartUpload: &types.CompletedMultipartUpload{Parts: f.parts},
+				})
+				if err != nil && describe(err, false).uploadLost() && s.exists(ctx, f) {
+					// An earlier Complete did succeed; only its answer was lost.
+					return nil
+				}
+				return err
 			})
-			if err != nil && describe(err, false).uploadLost() && s.exists(ctx, f) {
-				// An earlier Complete did succeed; only its answer was lost.
-				return nil
-			}
-			return err
-		})
+		}
 	}
 	if err != nil {
-		return err
+		return s.failed(f, err)
 	}
 	s.file = nil
 	if f.closedFull {
-		s.spare = f.buf
+		s.spares = append(s.spares[:0], f.buf)
+		if f.free != nil {
+			s.spares = append(s.spares, f.free)
+		}
 	}
-	f.buf = nil
+	f.buf, f.free = nil, nil
 
-	if err := s.writeAttempts(f, 0, catalog.Attempt{
+	if err := s.writeAttempts(f, f.meta.since(0), catalog.Attempt{
 		Status: catalog.AttemptSuccess, AttemptedAt: stored, RetriesRemaining: f.minRetries,
 	}); err != nil {
 		// The object is stored but its records are not Done: they are
@@ -406,14 +491,18 @@ func (s *Sink) abort(ctx context.Context, f *file) error {
 	_, err := s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key), UploadId: aws.String(f.uploadID),
 	})
+	if err == nil {
+		f.aborted = true
+	}
 	return err
 }
 
 // try runs one S3 request until it succeeds, retrying with backoff. Each
-// failure writes FAILURE attempts for the events from meta position from on
-// (the part or file the request carries) and logs the retry; after
-// MaxRetries retries it interrupts the integration and returns ErrInterrupted.
-func (s *Sink) try(f *file, from int, req func(context.Context) error) error {
+// failure writes FAILURE attempts for the events of view (the part or file
+// the request carries) and logs the retry; after MaxRetries retries it
+// interrupts the integration and returns ErrInterrupted. The caller owns
+// f's upload state (the part goroutine or the lock holder).
+func (s *Sink) try(f *file, view metaView, req func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
 		remaining := s.cfg.MaxRetries - attempt
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout)
@@ -429,7 +518,7 @@ func (s *Sink) try(f *file, from int, req func(context.Context) error) error {
 			return errClosed
 		}
 		fl := describe(err, timedOut)
-		if err := s.writeAttempts(f, from, catalog.Attempt{
+		if err := s.writeAttempts(f, view, catalog.Attempt{
 			Status: catalog.AttemptFailure, AttemptedAt: start, RetriesRemaining: remaining,
 			ResponseCode: fl.status, ResponseBody: fl.message,
 			ResponseTimeMS: int(time.Since(start).Milliseconds()),
@@ -449,8 +538,7 @@ func (s *Sink) try(f *file, from int, req func(context.Context) error) error {
 		if err := s.env.Logs.AddLog(s.runCtx, s.in.Tenant, s.in.ID, catalog.ActionRetry, reason); err != nil {
 			s.log.Warn("logging S3 retry", "err", err)
 		}
-		wait := backoff(s.cfg.RetryBase, s.cfg.RetryMax, attempt)
-		t := time.NewTimer(wait)
+		t := time.NewTimer(backoff(s.cfg.RetryBase, s.cfg.RetryMax, attempt))
 		select {
 		case <-t.C:
 		case <-s.runCtx.Done():
@@ -470,14 +558,12 @@ func backoff(base, maxWait time.Duration, attempt int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// interrupt stops the integration. The file's records are dropped without
-// Done, so they are consumed again when the integration restarts.
+// interrupt stops the integration: new records are refused, the upload is
+// aborted and the core told. The file's records are never Done, so they are
+// consumed again when the integration restarts. Called by whoever owns f's
+// upload state; the lock holder drops the file when it sees ErrInterrupted.
 func (s *Sink) interrupt(f *file, reason string) {
 	s.stopped.Store(true)
-	f.timer.Stop()
-	if s.file == f {
-		s.file = nil
-	}
 	if f.uploadID != "" {
 		ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RequestTimeout)
 		if err := s.abort(ctx, f); err != nil {
@@ -489,9 +575,9 @@ func (s *Sink) interrupt(f *file, reason string) {
 	s.env.Interrupt(reason)
 }
 
-// writeAttempts writes one row per event from meta position from on, each a
-// copy of base with the event's and integration's fields filled in.
-func (s *Sink) writeAttempts(f *file, from int, base catalog.Attempt) error {
+// writeAttempts writes one row per event of view, each a copy of base with
+// the event's and integration's fields filled in.
+func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt) error {
 	base.Tenant = s.in.Tenant
 	base.IntegrationID = s.in.ID
 	base.IntegrationType = s.in.Type
@@ -506,12 +592,12 @@ func (s *Sink) writeAttempts(f *file, from int, base catalog.Attempt) error {
 		werr = s.env.Attempts.Write(s.runCtx, batch...)
 		batch = nil
 	}
-	f.meta.each(from, func(m eventMeta) {
+	view.each(func(m eventMeta) {
 		if werr != nil {
 			return
 		}
 		if batch == nil {
-			batch = make([]catalog.Attempt, 0, min(attemptBatch, f.meta.n))
+			batch = make([]catalog.Attempt, 0, attemptBatch)
 		}
 		a := base
 		a.EventID, a.EventName, a.DomainEntityID, a.DomainEntityType = m.EventID, m.Name, m.DomainEntityID, m.DomainEntityType

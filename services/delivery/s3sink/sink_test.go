@@ -91,6 +91,10 @@ func TestDeliver(t *testing.T) {
 			s := newSink(t, factory(t, testConfig(srv.URL())), c, in)
 			recs := makeRecords(200, 100)
 			want := expectedLines(recs)
+			ids := map[string]bool{}
+			for _, r := range recs {
+				ids[r.Event.GetEventId()] = true
+			}
 			deliverAll(t, s, recs)
 			if n := c.doneCount(); n != 0 {
 				t.Fatalf("%d records Done before the file was stored", n)
@@ -113,10 +117,6 @@ func TestDeliver(t *testing.T) {
 			if len(attempts) != len(recs) {
 				t.Fatalf("%d attempt rows, want %d", len(attempts), len(recs))
 			}
-			ids := map[string]bool{}
-			for _, r := range recs {
-				ids[r.Event.GetEventId()] = true
-			}
 			for _, a := range attempts {
 				if a.Status != catalog.AttemptSuccess || a.Target != catalog.TargetS3 || a.Filename != objs[0].Key ||
 					a.RetriesRemaining != 10 || a.Tenant != tenant || a.IntegrationID != in.ID || a.IntegrationType != catalog.TypePermanent ||
@@ -124,6 +124,9 @@ func TestDeliver(t *testing.T) {
 					t.Fatalf("attempt row %+v", a)
 				}
 				delete(ids, a.EventID)
+			}
+			if len(ids) != 0 {
+				t.Fatalf("%d events without an attempt row", len(ids))
 			}
 			// Flushing with no open file writes nothing.
 			if err := s.Flush(context.Background()); err != nil {
@@ -386,19 +389,15 @@ func TestTimeoutRetried(t *testing.T) {
 	}
 }
 
-// TestBackpressure: while a part uploads, Deliver blocks, also for other
-// partitions; it resumes when the upload finishes.
+// TestBackpressure: a full part uploads in the background while the next
+// one fills; when that one is full too, Deliver blocks (also for other
+// partitions) until the upload finishes. Memory stays at two parts.
 func TestBackpressure(t *testing.T) {
 	srv := startS3(t)
 	proxy := newFaultProxy(t, srv.URL())
 	gate := make(chan struct{})
-	entered := make(chan struct{}, 1)
 	proxy.setHook(func(r *http.Request) {
-		if r.URL.Query().Has("partNumber") {
-			select {
-			case entered <- struct{}{}:
-			default:
-			}
+		if r.URL.Query().Get("partNumber") == "1" {
 			<-gate
 		}
 	})
@@ -406,38 +405,58 @@ func TestBackpressure(t *testing.T) {
 	cfg.PartSize = s3sink.MinPartSize
 	c := &core{}
 	s := newSink(t, factory(t, cfg), c, integration("backpressure", "", "k", "s"))
-	recs := makeRecords(700, 8<<10) // the 640th-odd record fills the first part
-	var wg sync.WaitGroup
-	wg.Add(1)
+	recs := makeRecords(2000, 8<<10)
+	lines := expectedLines(recs)
+	// blockAt is the record that completes the second part: its Deliver
+	// waits for part 1's upload.
+	blockAt, filled, parts := -1, 0, 0
+	for i := range recs {
+		filled += len(lines[i]) + 1
+		if filled >= s3sink.MinPartSize {
+			filled, parts = 0, parts+1
+			if parts == 2 {
+				blockAt = i
+				break
+			}
+		}
+	}
 	var delivered atomic.Int32
+	errc := make(chan error, 1)
 	go func() {
-		defer wg.Done()
-		for _, r := range recs[:650] {
+		for _, r := range recs[:blockAt+10] {
 			if err := s.Deliver(context.Background(), r); err != nil {
-				t.Errorf("deliver: %v", err)
+				errc <- err
 				return
 			}
 			delivered.Add(1)
 		}
+		errc <- nil
 	}()
-	<-entered // a part upload is in flight and held
+	eventually(t, 30*time.Second, "the second part to fill", func() bool { return int(delivered.Load()) == blockAt })
 	other := make(chan error, 1)
-	go func() { other <- s.Deliver(context.Background(), recs[699]) }()
+	go func() { other <- s.Deliver(context.Background(), recs[1999]) }()
 	select {
 	case err := <-other:
-		t.Fatalf("Deliver returned (%v) while a part upload was in flight", err)
-	case <-time.After(100 * time.Millisecond): // the bound of the check, not a wait for progress
+		t.Fatalf("Deliver returned (%v) with two parts buffered and one upload held", err)
+	case err := <-errc:
+		t.Fatalf("delivery went past two parts (%v) while part 1 was held", err)
+	case <-time.After(100 * time.Millisecond): // the window of the check, not a wait for progress
+	}
+	if n := int(delivered.Load()); n != blockAt {
+		t.Fatalf("%d records taken, want %d (two parts)", n, blockAt)
 	}
 	close(gate)
 	if err := <-other; err != nil {
 		t.Fatal(err)
 	}
-	wg.Wait()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
 	if err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := c.doneCount(); n != 651 {
-		t.Fatalf("%d Done, want 651", n)
+	if n := c.doneCount(); n != blockAt+11 {
+		t.Fatalf("%d Done, want %d", n, blockAt+11)
 	}
 }
 
