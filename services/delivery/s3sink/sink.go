@@ -173,32 +173,64 @@ func (s *Sink) acquire(ctx context.Context) error {
 func (s *Sink) release() { <-s.lock }
 
 // Deliver appends r to the open file (starting one if needed). A full part
-// is uploaded in the background while the next one fills; Deliver blocks
-// when that next part is full too and the upload is still running, and while
-// a file is completed.
+// is uploaded in the background while the next one fills, and a full file is
+// completed in the background; Deliver blocks (backpressure) when the next
+// part is full while the previous one still uploads, and while a file is
+// being completed. Every wait ends with ctx, and then r is not taken.
 func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
-	if err := s.acquire(ctx); err != nil {
-		return err
-	}
-	defer s.release()
-	if s.stopped.Load() {
-		return ErrInterrupted
-	}
-	// A record whose partition was revoked while it waited is abandoned:
-	// whoever consumes the partition next delivers it.
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	s.line = append(events.AppendBody(s.line[:0], r.Event), '\n')
-	if f := s.file; f != nil && f.size+int64(len(s.line)) > s.cfg.MaxFileBytes {
-		f.closedFull = true
-		if err := s.finish(f); err != nil {
+	for {
+		if err := s.acquire(ctx); err != nil {
 			return err
 		}
+		if s.stopped.Load() {
+			s.release()
+			return ErrInterrupted
+		}
+		// A record whose partition was revoked while it waited is
+		// abandoned: whoever consumes the partition next delivers it.
+		if err := ctx.Err(); err != nil {
+			s.release()
+			return err
+		}
+		s.line = append(events.AppendBody(s.line[:0], r.Event), '\n')
+		f := s.file
+		if f != nil && f.size+int64(len(s.line)) > s.cfg.MaxFileBytes {
+			// r starts the next file once this one is stored.
+			f.closedFull = true
+			s.finishAsync(f)
+			continue
+		}
+		err := s.add(ctx, r)
+		if !errors.Is(err, errFinishing) {
+			s.release()
+		}
+		if errors.Is(err, errFinishing) {
+			return nil
+		}
+		return err
 	}
+}
+
+// errFinishing tells Deliver that add handed the lock to a file completion.
+var errFinishing = errors.New("s3 sink: completing a file")
+
+// add puts the encoded line of r into the open file. The lock is held.
+func (s *Sink) add(ctx context.Context, r *delivery.Record) error {
 	f := s.file
 	if f == nil {
 		f = s.open()
+	}
+	if f.inflight != nil && int64(len(f.buf)+len(s.line)) >= s.cfg.PartSize {
+		// Both part buffers would be full: wait for the upload first.
+		select {
+		case err := <-f.inflight:
+			f.inflight = nil
+			if err != nil {
+				return s.failed(f, err)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	f.buf = appendLine(f.buf, s.line, s.cfg.PartSize)
 	f.size += int64(len(s.line))
@@ -208,6 +240,7 @@ func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
 	// thousands of records); its decoded event and payload are not needed
 	// any more: the line is in the part buffer and what attempts need is in
 	// meta. Dropping them keeps an open file's memory at its part buffers.
+	// (The core's Done reads only the record's partition and offset.)
 	r.Event = nil
 	if int64(len(f.buf)) >= s.cfg.PartSize {
 		if err := s.ship(f); err != nil {
@@ -216,9 +249,21 @@ func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
 	}
 	if f.size >= s.cfg.MaxFileBytes {
 		f.closedFull = true
-		return s.finish(f)
+		s.finishAsync(f)
+		return errFinishing
 	}
 	return nil
+}
+
+// finishAsync completes f in the background; the lock, held by the caller,
+// passes to that goroutine, which releases it when f is stored (or failed).
+func (s *Sink) finishAsync(f *file) {
+	go func() {
+		defer s.release()
+		if err := s.finish(f); err != nil && !errors.Is(err, ErrInterrupted) && !errors.Is(err, errClosed) {
+			s.log.Warn("completing S3 file", "key", f.key, "err", err)
+		}
+	}()
 }
 
 // appendLine appends line to a part buffer, doubling its capacity when it
