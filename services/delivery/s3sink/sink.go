@@ -55,6 +55,7 @@ type Factory struct {
 	cfg     Config
 	clients *clientCache
 	log     *slog.Logger
+	metrics *instruments
 }
 
 // NewFactory validates cfg and returns a Factory. Its NewSink method is a
@@ -66,7 +67,11 @@ func NewFactory(cfg Config, log *slog.Logger) (*Factory, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Factory{cfg: cfg, clients: newClientCache(cfg), log: log}, nil
+	m, err := newInstruments()
+	if err != nil {
+		return nil, fmt.Errorf("creating s3 metrics: %w", err)
+	}
+	return &Factory{cfg: cfg, clients: newClientCache(cfg), log: log, metrics: m}, nil
 }
 
 // NewSink builds the sink of one run of one S3 integration.
@@ -94,24 +99,26 @@ func (f *Factory) newSink(env delivery.SinkEnv) (*Sink, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Sink{
-		cfg:    f.cfg,
-		env:    env,
-		in:     in,
-		client: f.clients.get(in),
-		log:    f.log.With("tenant", in.Tenant, "integration", in.ID, "bucket", in.S3.Bucket),
-		runCtx: ctx,
-		cancel: cancel,
-		lock:   make(chan struct{}, 1),
+		cfg:     f.cfg,
+		env:     env,
+		in:      in,
+		client:  f.clients.get(in),
+		log:     f.log.With("tenant", in.Tenant, "integration", in.ID, "bucket", in.S3.Bucket),
+		metrics: f.metrics,
+		runCtx:  ctx,
+		cancel:  cancel,
+		lock:    make(chan struct{}, 1),
 	}, nil
 }
 
 // Sink writes one integration's records to S3. It implements delivery.Sink.
 type Sink struct {
-	cfg    Config
-	env    delivery.SinkEnv
-	in     *catalog.Integration
-	client *s3.Client
-	log    *slog.Logger
+	cfg     Config
+	env     delivery.SinkEnv
+	in      *catalog.Integration
+	client  *s3.Client
+	log     *slog.Logger
+	metrics *instruments
 
 	// runCtx lives until Close; every S3 request and retry wait uses it, not
 	// the caller's ctx, because a file mixes records of several partitions
@@ -505,6 +512,7 @@ func (s *Sink) finish(f *file) error {
 		return s.failed(f, err)
 	}
 	s.file = nil
+	s.recordStored(f)
 	if f.closedFull {
 		s.spares = append(s.spares[:0], f.buf)
 		if f.free != nil {
@@ -563,6 +571,7 @@ func (s *Sink) try(f *file, view metaView, req func(context.Context) error) erro
 			return errClosed
 		}
 		fl := describe(err, timedOut)
+		s.recordFailure(fl)
 		if err := s.writeAttempts(f, view, catalog.Attempt{
 			Status: catalog.AttemptFailure, AttemptedAt: start, RetriesRemaining: remaining,
 			ResponseCode: fl.status, ResponseBody: fl.message,

@@ -1,0 +1,57 @@
+package s3sink
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// instruments are the sink's metrics, on the global meter provider.
+type instruments struct {
+	files    metric.Int64Counter
+	bytes    metric.Int64Counter
+	events   metric.Int64Counter
+	failures metric.Int64Counter
+}
+
+func newInstruments() (*instruments, error) {
+	meter := otel.Meter("github.com/eventstream/eventstream/services/delivery/s3sink")
+	var in instruments
+	var err error
+	if in.files, err = meter.Int64Counter("eventstream.delivery.s3.files",
+		metric.WithDescription("S3 export files stored.")); err != nil {
+		return nil, err
+	}
+	if in.bytes, err = meter.Int64Counter("eventstream.delivery.s3.bytes", metric.WithUnit("By"),
+		metric.WithDescription("Bytes of S3 export files stored.")); err != nil {
+		return nil, err
+	}
+	if in.events, err = meter.Int64Counter("eventstream.delivery.s3.events",
+		metric.WithDescription("Events stored in S3 export files.")); err != nil {
+		return nil, err
+	}
+	if in.failures, err = meter.Int64Counter("eventstream.delivery.s3.request_failures",
+		metric.WithDescription("Failed S3 requests, by S3 error code (each is retried or stops the integration).")); err != nil {
+		return nil, err
+	}
+	return &in, nil
+}
+
+func (s *Sink) recordStored(f *file) {
+	attrs := metric.WithAttributes(attribute.String("tenant", s.in.Tenant))
+	ctx := context.Background()
+	s.metrics.files.Add(ctx, 1, attrs)
+	s.metrics.bytes.Add(ctx, f.size, attrs)
+	s.metrics.events.Add(ctx, int64(len(f.recs)), attrs)
+}
+
+func (s *Sink) recordFailure(fl failure) {
+	code := fl.code
+	if code == "" {
+		code = "none"
+	}
+	s.metrics.failures.Add(context.Background(), 1,
+		metric.WithAttributes(attribute.String("tenant", s.in.Tenant), attribute.String("code", code)))
+}
