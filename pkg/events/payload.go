@@ -68,7 +68,18 @@ func PayloadID(payload []byte) (string, error) {
 		}
 		p = vEnd
 	}
-	if !found || string(val) == "null" {
+	if !found {
+		return "", ErrNoPayloadID
+	}
+	return IDValue(val)
+}
+
+// IDValue turns the raw JSON value of a payload's "id" into the id text, as
+// PayloadID does (for parsers that located the value themselves): null is
+// ErrNoPayloadID, a string its value, a number its literal; anything else, or
+// an id that fails CheckKey, is an error.
+func IDValue(val []byte) (string, error) {
+	if len(val) == 0 || string(val) == "null" {
 		return "", ErrNoPayloadID
 	}
 	var id string
