@@ -281,7 +281,8 @@ func nullBody(a *Attempt) any {
 }
 
 func (w *AttemptWriter) maintain(ctx context.Context) {
-	if err := MaintainAttemptPartitions(ctx, w.pool, time.Now(), w.cfg.DaysAhead, w.cfg.Retention); err != nil && w.cfg.OnError != nil {
+	err := MaintainAttemptPartitions(ctx, w.pool, time.Now(), w.cfg.DaysAhead, w.cfg.Retention)
+	if err != nil && ctx.Err() == nil && w.cfg.OnError != nil {
 		w.cfg.OnError(err)
 	}
 }

@@ -109,16 +109,17 @@ func (s *Store) ListRunningForPool(ctx context.Context, tenants []string) ([]*In
 }
 
 // ResetExpiredOffsets handles a start after a long stop: when the running
-// integration (of this generation) was stopped more than retention ago and
-// its group was not reset since, it bumps the group epoch (a new consumer
-// group with no commits) and sets offsets_reset_at to now, so delivery
-// starts from now instead of resuming offsets the broker no longer keeps.
+// integration (of this generation) was started (its updated_at) more than
+// retention after it stopped, and its group was not reset since, it bumps the
+// group epoch (a new consumer group with no commits) and sets
+// offsets_reset_at to the start time, so delivery starts from the restart
+// instead of resuming offsets the broker no longer keeps.
 // Exactly one caller wins a given reset (reset reports true for it), which
 // then logs it; everyone reads the resulting state.
 func (s *Store) ResetExpiredOffsets(ctx context.Context, tenant, id string, generation int64, retention time.Duration) (st DeliveryState, reset bool, err error) {
-	rows, err := s.pool.Query(ctx, `UPDATE integrations SET group_epoch = group_epoch + 1, offsets_reset_at = now()
+	rows, err := s.pool.Query(ctx, `UPDATE integrations SET group_epoch = group_epoch + 1, offsets_reset_at = updated_at
 		WHERE tenant = $1 AND id = $2 AND generation = $3 AND status = 'running'
-		  AND stopped_at IS NOT NULL AND stopped_at < now() - make_interval(secs => $4)
+		  AND stopped_at IS NOT NULL AND stopped_at < updated_at - make_interval(secs => $4)
 		  AND (offsets_reset_at IS NULL OR offsets_reset_at < stopped_at)
 		RETURNING `+deliveryStateColumns, tenant, id, generation, retention.Seconds())
 	if err != nil {

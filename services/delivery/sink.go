@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"time"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
@@ -13,6 +14,14 @@ type Record struct {
 	Event     *eventspb.Event
 	Partition int32
 	Offset    int64
+	// Timestamp is the Kafka record timestamp (when ingest appended it).
+	Timestamp time.Time
+
+	// part is the partition assignment the record came from, so a Done after
+	// the partition was revoked (and perhaps assigned again) never moves the
+	// new assignment's offsets. Records built outside the core have none and
+	// their Done is ignored.
+	part *partState
 }
 
 // AttemptWriter takes attempt rows for batched storage. Write blocks when the
@@ -49,12 +58,26 @@ type Sink interface {
 	// Deliver hands r to the sink. It may block while the sink is at capacity
 	// (backpressure); it returns an error only when ctx ended or the sink was
 	// interrupted, and then r is not Done.
+	//
+	// ctx is also the record's lifetime: it ends when the record's partition
+	// is revoked or the integration stops. A sink may then abandon r (never
+	// making it Done: it is redelivered by whoever consumes the partition
+	// next) instead of starting new work for it; work already in progress
+	// (an HTTP request, an upload) may finish.
 	Deliver(ctx context.Context, r *Record) error
 	// Flush finishes everything handed over so far: when it returns, every
-	// delivered record is Done, or the sink was interrupted. The core calls it
-	// before committing on partition revocation and on stop.
+	// delivered record is Done, abandoned (its Deliver ctx ended), or the sink
+	// was interrupted. The core calls it, with a bounded ctx, before
+	// committing on partition revocation and on shutdown; it returns ctx's
+	// error if the bound passes first.
 	Flush(ctx context.Context) error
 	// Close releases resources (aborting uploads that will not complete). Records
 	// not Done by then will be redelivered.
 	Close(ctx context.Context) error
 }
+
+// NewSinkFunc builds the sink of one run of one integration. The consumer
+// core calls it when it starts the integration's consumer and Closes the sink
+// when the run ends. Register one per target with WithSink; the webhook sink
+// is built in.
+type NewSinkFunc func(ctx context.Context, env SinkEnv) (Sink, error)

@@ -1,0 +1,259 @@
+package delivery
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/eventstream/eventstream/pkg/webhook"
+)
+
+// Config is the delivery worker's configuration. Zero durations and counts
+// take the defaults (see WithDefaults).
+type Config struct {
+	// Pool names this worker's pool (DELIVERY_POOL, default "default").
+	Pool string
+	// PoolTenants are the tenants the pool serves (DELIVERY_POOL_TENANTS,
+	// comma-separated). "*" (the default) serves every tenant no other pool
+	// claimed: a pool with an explicit list records its claim in the catalog
+	// at start (delivery_pool_claims), so the "*" pool never needs the list
+	// repeated, and two pools claiming one tenant is refused at start.
+	PoolTenants []string
+	// Brokers are the Kafka seed brokers (KAFKA_BROKERS).
+	Brokers []string
+	// DatabaseURL and SecretsKey are read for cmd/delivery (DATABASE_URL,
+	// SECRETS_KEY); the Service itself receives a store.
+	DatabaseURL string
+	SecretsKey  string
+
+	// ResyncInterval is how often every running integration is reloaded in
+	// full, in addition to LISTEN/NOTIFY (DELIVERY_RESYNC_INTERVAL, 30s).
+	ResyncInterval time.Duration
+	// StopPropagation bounds how long after _stop returns a new delivery
+	// attempt may still start (DELIVERY_STOP_PROPAGATION, 2s). NOTIFY
+	// normally stops a consumer within milliseconds; independently, the
+	// worker re-reads every integration's status every StopPropagation/4, and
+	// an attempt starts only while the last read saying "running" began less
+	// than StopPropagation ago. While the catalog is unreachable, attempts
+	// therefore pause.
+	StopPropagation time.Duration
+
+	// AttemptTimeout bounds one webhook attempt (WEBHOOK_ATTEMPT_TIMEOUT, 10s).
+	AttemptTimeout time.Duration
+	// MaxInFlight bounds the records one integration holds between Kafka and
+	// a final outcome, including those waiting for a retry
+	// (DELIVERY_MAX_IN_FLIGHT, 1000).
+	MaxInFlight int
+	// MaxConcurrency is the most concurrent requests to one integration's
+	// endpoint (WEBHOOK_MAX_CONCURRENCY, 64); the adaptive limit moves
+	// between MinConcurrency (1) and it, starting at InitialConcurrency
+	// (WEBHOOK_INITIAL_CONCURRENCY, 4).
+	MaxConcurrency     int
+	MinConcurrency     int
+	InitialConcurrency int
+	// SlowResponse: a 2xx slower than this does not grow the concurrency
+	// limit (WEBHOOK_SLOW_RESPONSE, 1s).
+	SlowResponse time.Duration
+	// RetryBase and RetryMax shape the exponential backoff with full jitter:
+	// retry n waits a random duration in [0, min(RetryMax, RetryBase*2^n))
+	// (DELIVERY_RETRY_BASE 1s, DELIVERY_RETRY_MAX 5m). A Retry-After longer
+	// than the drawn wait is honoured, up to RetryMax.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// MaxRetries is how many retries follow a failed first attempt before the
+	// integration stops (DELIVERY_MAX_RETRIES, 10).
+	MaxRetries int
+	// AllowCIDRs lets webhooks reach these otherwise refused (private,
+	// loopback, link-local, metadata) ranges (WEBHOOK_ALLOW_CIDRS,
+	// comma-separated CIDRs or addresses; empty = none).
+	AllowCIDRs []netip.Prefix
+	// MaxResponseBody is how much of a response body is kept
+	// (WEBHOOK_MAX_RESPONSE_BODY, 1024 bytes).
+	MaxResponseBody int
+
+	// TemporaryRetention: completed temporary integrations are deleted this
+	// long after completing (DELIVERY_TEMPORARY_RETENTION, 168h).
+	TemporaryRetention time.Duration
+	// OffsetRetention: an integration started again more than this after it
+	// stopped starts from now instead of resuming (DELIVERY_OFFSET_RETENTION,
+	// 720h). Keep the broker's offsets.retention.minutes at least this long.
+	OffsetRetention time.Duration
+	// AttemptRetention: attempt rows older than this are dropped, by day
+	// partition (ATTEMPTS_RETENTION, 720h).
+	AttemptRetention time.Duration
+
+	// SessionTimeout and RebalanceTimeout are the consumer group timeouts
+	// (KAFKA_SESSION_TIMEOUT 45s, KAFKA_REBALANCE_TIMEOUT 60s). A worker that
+	// dies without leaving keeps its partitions for SessionTimeout.
+	SessionTimeout   time.Duration
+	RebalanceTimeout time.Duration
+	// CommitInterval is how often finished offsets are committed
+	// (DELIVERY_COMMIT_INTERVAL, 1s); they are also committed on revocation
+	// and on stop.
+	CommitInterval time.Duration
+	// DrainTimeout bounds finishing in-flight work at shutdown and on a
+	// partition revocation before committing (DELIVERY_DRAIN_TIMEOUT, 15s;
+	// at most half the rebalance timeout is used on revocation).
+	DrainTimeout time.Duration
+	// CompletionGrace is how long after ends_at a temporary integration waits
+	// for late records (producer clock skew) before its window is fixed
+	// (DELIVERY_COMPLETION_GRACE, 5s).
+	CompletionGrace time.Duration
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Pool == "" {
+		c.Pool = "default"
+	}
+	if len(c.PoolTenants) == 0 {
+		c.PoolTenants = []string{"*"}
+	}
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	setInt := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	setDur(&c.ResyncInterval, 30*time.Second)
+	setDur(&c.StopPropagation, 2*time.Second)
+	setDur(&c.AttemptTimeout, webhook.DefaultTimeout)
+	setInt(&c.MaxInFlight, 1000)
+	setInt(&c.MaxConcurrency, 64)
+	setInt(&c.MinConcurrency, 1)
+	setInt(&c.InitialConcurrency, min(4, c.MaxConcurrency))
+	setDur(&c.SlowResponse, time.Second)
+	setDur(&c.RetryBase, time.Second)
+	setDur(&c.RetryMax, 5*time.Minute)
+	setInt(&c.MaxRetries, 10)
+	setInt(&c.MaxResponseBody, webhook.DefaultMaxResponseBody)
+	setDur(&c.TemporaryRetention, 7*24*time.Hour)
+	setDur(&c.OffsetRetention, 30*24*time.Hour)
+	setDur(&c.AttemptRetention, 30*24*time.Hour)
+	setDur(&c.SessionTimeout, 45*time.Second)
+	setDur(&c.RebalanceTimeout, 60*time.Second)
+	setDur(&c.CommitInterval, time.Second)
+	setDur(&c.DrainTimeout, 15*time.Second)
+	setDur(&c.CompletionGrace, 5*time.Second)
+	return c
+}
+
+// Wildcard reports whether the pool serves every unclaimed tenant.
+func (c Config) Wildcard() bool { return len(c.PoolTenants) == 1 && c.PoolTenants[0] == "*" }
+
+// Validate checks c (after WithDefaults).
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("KAFKA_BROKERS: at least one broker is required"))
+	}
+	for _, t := range c.PoolTenants {
+		if t == "*" && len(c.PoolTenants) > 1 {
+			errs = append(errs, errors.New(`DELIVERY_POOL_TENANTS: "*" cannot be combined with tenant names`))
+		}
+		if t == "" {
+			errs = append(errs, errors.New("DELIVERY_POOL_TENANTS: empty tenant name"))
+		}
+	}
+	positive := map[string]time.Duration{
+		"DELIVERY_RESYNC_INTERVAL": c.ResyncInterval, "DELIVERY_STOP_PROPAGATION": c.StopPropagation,
+		"WEBHOOK_ATTEMPT_TIMEOUT": c.AttemptTimeout, "WEBHOOK_SLOW_RESPONSE": c.SlowResponse,
+		"DELIVERY_RETRY_BASE": c.RetryBase, "DELIVERY_RETRY_MAX": c.RetryMax,
+		"DELIVERY_TEMPORARY_RETENTION": c.TemporaryRetention, "DELIVERY_OFFSET_RETENTION": c.OffsetRetention,
+		"ATTEMPTS_RETENTION": c.AttemptRetention, "KAFKA_SESSION_TIMEOUT": c.SessionTimeout,
+		"KAFKA_REBALANCE_TIMEOUT": c.RebalanceTimeout, "DELIVERY_COMMIT_INTERVAL": c.CommitInterval,
+		"DELIVERY_DRAIN_TIMEOUT": c.DrainTimeout, "DELIVERY_COMPLETION_GRACE": c.CompletionGrace,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", name, d))
+		}
+	}
+	if c.RetryMax < c.RetryBase {
+		errs = append(errs, errors.New("DELIVERY_RETRY_MAX: must not be below DELIVERY_RETRY_BASE"))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, errors.New("DELIVERY_MAX_IN_FLIGHT: must be at least 1"))
+	}
+	if c.MinConcurrency < 1 || c.MaxConcurrency < c.MinConcurrency ||
+		c.InitialConcurrency < c.MinConcurrency || c.InitialConcurrency > c.MaxConcurrency {
+		errs = append(errs, errors.New("WEBHOOK_*_CONCURRENCY: need 1 <= min <= initial <= max"))
+	}
+	if c.MaxRetries < 0 {
+		errs = append(errs, errors.New("DELIVERY_MAX_RETRIES: must not be negative"))
+	}
+	if c.MaxResponseBody < 1 {
+		errs = append(errs, errors.New("WEBHOOK_MAX_RESPONSE_BODY: must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// ConfigFromEnv reads the configuration through getenv (os.Getenv in main)
+// and validates it. Durations use Go syntax ("1500ms", "30s", "720h").
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		Pool:        getenv("DELIVERY_POOL"),
+		PoolTenants: splitList(getenv("DELIVERY_POOL_TENANTS")),
+		Brokers:     splitList(getenv("KAFKA_BROKERS")),
+		DatabaseURL: getenv("DATABASE_URL"),
+		SecretsKey:  getenv("SECRETS_KEY"),
+	}
+	var errs []error
+	durations := map[string]*time.Duration{
+		"DELIVERY_RESYNC_INTERVAL": &c.ResyncInterval, "DELIVERY_STOP_PROPAGATION": &c.StopPropagation,
+		"WEBHOOK_ATTEMPT_TIMEOUT": &c.AttemptTimeout, "WEBHOOK_SLOW_RESPONSE": &c.SlowResponse,
+		"DELIVERY_RETRY_BASE": &c.RetryBase, "DELIVERY_RETRY_MAX": &c.RetryMax,
+		"DELIVERY_TEMPORARY_RETENTION": &c.TemporaryRetention, "DELIVERY_OFFSET_RETENTION": &c.OffsetRetention,
+		"ATTEMPTS_RETENTION": &c.AttemptRetention, "KAFKA_SESSION_TIMEOUT": &c.SessionTimeout,
+		"KAFKA_REBALANCE_TIMEOUT": &c.RebalanceTimeout, "DELIVERY_COMMIT_INTERVAL": &c.CommitInterval,
+		"DELIVERY_DRAIN_TIMEOUT": &c.DrainTimeout, "DELIVERY_COMPLETION_GRACE": &c.CompletionGrace,
+	}
+	for name, p := range durations {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+			*p = d
+		}
+	}
+	ints := map[string]*int{
+		"DELIVERY_MAX_IN_FLIGHT": &c.MaxInFlight, "WEBHOOK_MAX_CONCURRENCY": &c.MaxConcurrency,
+		"WEBHOOK_INITIAL_CONCURRENCY": &c.InitialConcurrency, "DELIVERY_MAX_RETRIES": &c.MaxRetries,
+		"WEBHOOK_MAX_RESPONSE_BODY": &c.MaxResponseBody,
+	}
+	for name, p := range ints {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+			*p = n
+		}
+	}
+	allow, err := webhook.ParseCIDRs(splitList(getenv("WEBHOOK_ALLOW_CIDRS")))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_CIDRS: %w", err))
+	}
+	c.AllowCIDRs = allow
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	c = c.WithDefaults()
+	return c, c.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+		out = append(out, f)
+	}
+	return out
+}

@@ -1,0 +1,541 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/webhook"
+)
+
+// notifyChannel is the catalog's NOTIFY channel for integration changes.
+const notifyChannel = "eventstream_integrations"
+
+// retentionInterval is how often completed temporary integrations and
+// orphaned consumer groups are cleaned up.
+const retentionInterval = time.Hour
+
+// Service is a delivery worker: it runs one consumer per running integration
+// of its pool's tenants and keeps that set in line with the catalog.
+type Service struct {
+	cfg      Config
+	store    *catalog.Store
+	pool     *pgxpool.Pool
+	log      *slog.Logger
+	sender   *webhook.Sender
+	attempts *catalog.AttemptWriter
+	sinks    map[string]NewSinkFunc
+	tenants  []string // nil: the "*" pool
+
+	ctx       context.Context // Run's
+	adm       *kadm.Client
+	consumers map[ikey]*consumer
+	known     map[ikey]catalog.DeliveryState
+	retryAt   map[ikey]time.Time
+	failures  map[ikey]int
+	exited    chan *consumer
+	poke      chan struct{}
+	cleanup   chan struct{}
+}
+
+type ikey struct{ tenant, id string }
+
+// Option customises a Service.
+type Option func(*Service)
+
+// WithSink registers the sink of a target (catalog.TargetS3, ...); the
+// webhook sink is built in.
+func WithSink(target string, f NewSinkFunc) Option {
+	return func(s *Service) { s.sinks[target] = f }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Service) { s.log = l }
+}
+
+// New builds a Service over the catalog store and its connection pool (the
+// pool also serves the attempt writer and a dedicated LISTEN connection).
+func New(cfg Config, store *catalog.Store, pool *pgxpool.Pool, opts ...Option) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("validating delivery config: %w", err)
+	}
+	if store == nil || pool == nil {
+		return nil, errors.New("creating delivery service: store and pool are required")
+	}
+	s := &Service{
+		cfg: cfg, store: store, pool: pool, log: slog.Default(),
+		sinks:     map[string]NewSinkFunc{},
+		consumers: map[ikey]*consumer{},
+		known:     map[ikey]catalog.DeliveryState{},
+		retryAt:   map[ikey]time.Time{},
+		failures:  map[ikey]int{},
+		exited:    make(chan *consumer, 16),
+		poke:      make(chan struct{}, 1),
+		cleanup:   make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.log = s.log.With("component", "delivery", "pool", cfg.Pool)
+	if !cfg.Wildcard() {
+		s.tenants = cfg.PoolTenants
+	}
+	s.sender = webhook.NewSender(webhook.Config{
+		Timeout: cfg.AttemptTimeout, MaxResponseBody: cfg.MaxResponseBody, AllowCIDRs: cfg.AllowCIDRs,
+		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, 2),
+	})
+	s.attempts = catalog.NewAttemptWriter(pool, catalog.AttemptWriterConfig{
+		Retention: cfg.AttemptRetention,
+		OnError:   func(err error) { s.log.Warn("writing attempt rows", "err", err) },
+	})
+	return s, nil
+}
+
+// Sender is the webhook sender (shared with the configuration API's _retry
+// when both run in one process).
+func (s *Service) Sender() *webhook.Sender { return s.sender }
+
+// Attempts is the attempt writer the service runs.
+func (s *Service) Attempts() *catalog.AttemptWriter { return s.attempts }
+
+// Run delivers until ctx ends, then stops every consumer (draining and
+// committing within DrainTimeout), writes the queued attempt rows and
+// returns.
+func (s *Service) Run(ctx context.Context) error {
+	s.ctx = ctx
+	if s.tenants != nil {
+		if err := s.store.ClaimPoolTenants(ctx, s.cfg.Pool, s.tenants); err != nil {
+			return fmt.Errorf("claiming pool tenants: %w", err)
+		}
+	}
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(s.cfg.Brokers...), kgo.ClientID("eventstream-delivery-admin"))
+	if err != nil {
+		return fmt.Errorf("creating kafka admin client: %w", err)
+	}
+	defer admCl.Close()
+	s.adm = kadm.NewClient(admCl)
+
+	writerCtx, stopWriter := context.WithCancel(context.Background())
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- s.attempts.Run(writerCtx) }()
+	go s.listen(ctx)
+
+	poll := time.NewTicker(max(s.cfg.StopPropagation/4, 10*time.Millisecond))
+	defer poll.Stop()
+	resync := time.NewTicker(s.cfg.ResyncInterval)
+	defer resync.Stop()
+	retention := time.NewTicker(retentionInterval)
+	defer retention.Stop()
+
+	s.resync(ctx)
+	s.retention(ctx)
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-s.poke:
+			s.pollStates(ctx, false)
+		case <-poll.C:
+			s.pollStates(ctx, false)
+		case <-resync.C:
+			s.resync(ctx)
+		case <-retention.C:
+			s.retention(ctx)
+		case <-s.cleanup:
+			s.cleanupGroups(ctx)
+		case c := <-s.exited:
+			s.onExit(c)
+		}
+	}
+
+	s.log.Info("shutting down: draining consumers", "consumers", len(s.consumers))
+	for _, c := range s.consumers {
+		c.stop(errShutdown)
+	}
+	for _, c := range s.consumers {
+		<-c.done
+	}
+	stopWriter()
+	return <-writerDone
+}
+
+func (s *Service) pokeNow() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) cleanupSoon() {
+	select {
+	case s.cleanup <- struct{}{}:
+	default:
+	}
+}
+
+// listen LISTENs for integration changes on a dedicated connection,
+// reconnecting with backoff; every notification (and every reconnect, which
+// may have missed some) triggers a state poll.
+func (s *Service) listen(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("listening for integration changes", "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+func (s *Service) listenOnce(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	s.pokeNow()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return fmt.Errorf("waiting for notification: %w", err)
+		}
+		var note struct {
+			Op string `json:"op"`
+		}
+		if json.Unmarshal([]byte(n.Payload), &note) == nil && note.Op == "delete" {
+			s.cleanupSoon()
+		}
+		s.pokeNow()
+	}
+}
+
+// sameRun reports whether a consumer started for a may go on under b.
+func sameRun(a, b catalog.DeliveryState) bool {
+	return a.Generation == b.Generation && a.GroupEpoch == b.GroupEpoch && a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+// pollStates reads the state of every integration of the pool (one cheap
+// query) and makes the consumers match: start the running ones, stop the
+// stopped, deleted and changed ones, and confirm the rest (the stop bound).
+// With full set, running consumers whose decrypted configuration changed
+// without a state change are restarted too.
+func (s *Service) pollStates(ctx context.Context, full bool) {
+	readAt := time.Now()
+	states, err := s.store.DeliveryStates(ctx, s.tenants)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("reading integration states", "err", err)
+		}
+		return
+	}
+	seen := make(map[ikey]catalog.DeliveryState, len(states))
+	for _, st := range states {
+		k := ikey{st.Tenant, st.ID}
+		seen[k] = st
+		if prev, ok := s.known[k]; ok && (prev.Generation != st.Generation || prev.GroupEpoch != st.GroupEpoch) {
+			s.cleanupSoon()
+		}
+		c := s.consumers[k]
+		if st.Status != catalog.StatusRunning {
+			if c != nil {
+				c.stop(errStopRequested)
+			}
+			delete(s.retryAt, k)
+			delete(s.failures, k)
+			continue
+		}
+		if c != nil {
+			if sameRun(c.state, st) && !(full && s.changed(ctx, c)) {
+				c.confirm(readAt)
+			} else {
+				c.stop(errStopRequested) // a new consumer starts once it exited
+			}
+			continue
+		}
+		if t, ok := s.retryAt[k]; ok && time.Now().Before(t) {
+			continue
+		}
+		s.start(ctx, st, readAt)
+	}
+	for k, c := range s.consumers {
+		if _, ok := seen[k]; !ok {
+			c.stop(errStopRequested) // deleted, or its tenant left the pool
+		}
+	}
+	for k := range s.known {
+		if _, ok := seen[k]; !ok {
+			s.cleanupSoon()
+		}
+	}
+	s.known = seen
+}
+
+// changed reports whether c's integration configuration differs from the
+// catalog's (a change that did not go through the API's stop/patch/start).
+func (s *Service) changed(ctx context.Context, c *consumer) bool {
+	in, err := s.store.GetIntegration(ctx, c.in.Tenant, c.in.ID)
+	if err != nil {
+		return false
+	}
+	a, b := c.in, in
+	if (a.Webhook == nil) != (b.Webhook == nil) || (a.S3 == nil) != (b.S3 == nil) {
+		return true
+	}
+	if a.Webhook != nil && *a.Webhook != *b.Webhook {
+		return true
+	}
+	if a.S3 != nil && *a.S3 != *b.S3 {
+		return true
+	}
+	return strings.Join(a.EventFilter, ",") != strings.Join(b.EventFilter, ",") ||
+		strings.Join(a.EntityFilter, ",") != strings.Join(b.EntityFilter, ",") ||
+		(a.EventFilter == nil) != (b.EventFilter == nil) || (a.EntityFilter == nil) != (b.EntityFilter == nil)
+}
+
+// start loads a running integration and starts its consumer.
+func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt time.Time) {
+	k := ikey{st.Tenant, st.ID}
+	in, err := s.store.GetIntegration(ctx, st.Tenant, st.ID)
+	if err != nil {
+		if !errors.Is(err, catalog.ErrNotFound) {
+			s.log.Warn("loading integration", "tenant", st.Tenant, "integration", st.ID, "err", err)
+			s.backoff(k)
+		}
+		return
+	}
+	if in.Generation != st.Generation || in.Status != catalog.StatusRunning {
+		return // changed since the state was read; the next poll sees it
+	}
+	if in.Target() != catalog.TargetWebhook && s.sinks[in.Target()] == nil {
+		if s.failures[k] == 0 {
+			s.log.Error("no sink for target in this worker", "tenant", in.Tenant, "integration", in.ID, "target", in.Target())
+		}
+		s.backoff(k)
+		return
+	}
+	if in.StoppedAt != nil && st.UpdatedAt.Sub(*in.StoppedAt) > s.cfg.OffsetRetention &&
+		(st.OffsetsResetAt == nil || st.OffsetsResetAt.Before(*in.StoppedAt)) {
+		nst, reset, err := s.store.ResetExpiredOffsets(ctx, in.Tenant, in.ID, in.Generation, s.cfg.OffsetRetention)
+		if err != nil {
+			s.log.Warn("resetting expired offsets", "tenant", in.Tenant, "integration", in.ID, "err", err)
+			s.backoff(k)
+			return
+		}
+		if reset {
+			reason := fmt.Sprintf("Started %s after it was stopped, later than the %s the event log position is kept: "+
+				"delivering events published from this start on; events published while it was stopped are not delivered.",
+				roundDays(st.UpdatedAt.Sub(*in.StoppedAt)), roundDays(s.cfg.OffsetRetention))
+			if err := s.store.AddLog(ctx, in.Tenant, in.ID, catalog.ActionStarted, reason); err != nil {
+				s.log.Warn("logging offset reset", "err", err)
+			}
+			s.log.Info("integration restarted after offset retention: starting from the restart",
+				"tenant", in.Tenant, "integration", in.ID)
+		}
+		st = nst
+	}
+	c := newConsumer(s, in, st)
+	c.confirm(readAt)
+	s.consumers[k] = c
+	c.log.Info("starting consumer")
+	go func() {
+		if err := c.run(); err != nil {
+			c.log.Error("consumer failed", "err", err)
+		}
+		select {
+		case s.exited <- c:
+		case <-ctx.Done(): // shutting down: Run waits on c.done instead
+		}
+	}()
+}
+
+func roundDays(d time.Duration) string {
+	days := d.Hours() / 24
+	if days >= 1 {
+		return strconv.FormatFloat(days, 'f', 0, 64) + " days"
+	}
+	return d.Round(time.Second).String()
+}
+
+func (s *Service) backoff(k ikey) {
+	s.failures[k]++
+	d := min(time.Second<<min(s.failures[k], 6), time.Minute)
+	s.retryAt[k] = time.Now().Add(d)
+}
+
+// onExit forgets an exited consumer; a consumer that ended without being
+// asked to (an error) is restarted after a backoff.
+func (s *Service) onExit(c *consumer) {
+	k := ikey{c.in.Tenant, c.in.ID}
+	if s.consumers[k] == c {
+		delete(s.consumers, k)
+	}
+	cause := context.Cause(c.ctx)
+	if cause == nil {
+		s.backoff(k)
+	} else {
+		delete(s.failures, k)
+	}
+	s.cleanupSoon()
+	s.pokeNow()
+}
+
+// resync re-reads everything: the pool claim, every state, every running
+// integration's configuration, and cleans up orphaned groups.
+func (s *Service) resync(ctx context.Context) {
+	s.pollStates(ctx, true)
+	s.cleanupGroups(ctx)
+}
+
+// retention deletes the pool's temporary integrations completed more than
+// TemporaryRetention ago (their consumer groups go with the next cleanup).
+func (s *Service) retention(ctx context.Context) {
+	gone, err := s.store.DeleteCompletedTemporary(ctx, s.tenants, time.Now().Add(-s.cfg.TemporaryRetention))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("deleting completed temporary integrations", "err", err)
+		}
+		return
+	}
+	for _, g := range gone {
+		s.log.Info("deleted completed temporary integration", "tenant", g.Tenant, "integration", g.ID)
+	}
+	if len(gone) > 0 {
+		s.cleanupGroups(ctx)
+	}
+}
+
+// cleanupGroups deletes consumer groups whose integration registration no
+// longer exists (deleted, re-registered under a new generation, or reset to
+// a new epoch). A group still in use by some worker is not empty and is left
+// for a later pass.
+func (s *Service) cleanupGroups(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	listed, err := s.adm.ListGroups(ctx)
+	if err != nil {
+		s.log.Warn("listing consumer groups", "err", err)
+		return
+	}
+	type parsed struct {
+		name  string
+		gen   int64
+		epoch int
+	}
+	byKey := map[ikey][]parsed{}
+	var tenants []string
+	for name := range listed {
+		t, id, gen, epoch, ok := parseGroupName(name)
+		if !ok {
+			continue
+		}
+		k := ikey{t, id}
+		if _, seen := byKey[k]; !seen {
+			tenants = append(tenants, t)
+		}
+		byKey[k] = append(byKey[k], parsed{name, gen, epoch})
+	}
+	if len(byKey) == 0 {
+		return
+	}
+	// Read the catalog after listing: a group listed above existed before
+	// this read, so its integration, if it still exists, is in it.
+	current := map[ikey]catalog.DeliveryState{}
+	rows, err := s.pool.Query(ctx, `SELECT tenant, id, generation, group_epoch FROM integrations WHERE tenant = ANY($1)`, tenants)
+	if err != nil {
+		s.log.Warn("reading integrations for group cleanup", "err", err)
+		return
+	}
+	for rows.Next() {
+		var st catalog.DeliveryState
+		if err := rows.Scan(&st.Tenant, &st.ID, &st.Generation, &st.GroupEpoch); err != nil {
+			rows.Close()
+			return
+		}
+		current[ikey{st.Tenant, st.ID}] = st
+	}
+	rows.Close()
+	if rows.Err() != nil {
+		return
+	}
+	var orphans []string
+	for k, groups := range byKey {
+		cur, exists := current[k]
+		for _, g := range groups {
+			if !exists || g.gen != cur.Generation || g.epoch < cur.GroupEpoch {
+				orphans = append(orphans, g.name)
+			}
+		}
+	}
+	if len(orphans) == 0 {
+		return
+	}
+	resp, err := s.adm.DeleteGroups(ctx, orphans...)
+	if err != nil {
+		s.log.Warn("deleting consumer groups", "err", err)
+		return
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err == nil {
+			s.log.Info("deleted consumer group of a removed integration", "group", r.Group)
+		}
+	}
+}
+
+// parseGroupName splits "eventstream.<tenant>.<id>.<generation>[.<epoch>]".
+// Tenants and ids cannot contain dots.
+func parseGroupName(name string) (tenant, id string, gen int64, epoch int, ok bool) {
+	rest, found := strings.CutPrefix(name, "eventstream.")
+	if !found {
+		return "", "", 0, 0, false
+	}
+	parts := strings.Split(rest, ".")
+	if len(parts) != 3 && len(parts) != 4 {
+		return "", "", 0, 0, false
+	}
+	gen, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return "", "", 0, 0, false
+	}
+	if len(parts) == 4 {
+		if epoch, err = strconv.Atoi(parts[3]); err != nil || epoch < 1 {
+			return "", "", 0, 0, false
+		}
+	}
+	return parts[0], parts[1], gen, epoch, true
+}
+
+// newSink builds the sink of a consumer's run.
+func (s *Service) newSink(ctx context.Context, c *consumer) (Sink, error) {
+	env := SinkEnv{Integration: c.in, Done: c.markDone, Interrupt: c.interrupt, Attempts: s.attempts, Logs: s.store}
+	if c.in.Target() == catalog.TargetWebhook {
+		return newWebhookSink(s.cfg, env, s.sender, s.store, c.gate, c.log), nil
+	}
+	f := s.sinks[c.in.Target()]
+	if f == nil {
+		return nil, fmt.Errorf("no sink registered for target %q", c.in.Target())
+	}
+	return f(ctx, env)
+}

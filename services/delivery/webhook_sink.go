@@ -1,0 +1,375 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/events"
+	"github.com/eventstream/eventstream/pkg/webhook"
+)
+
+// errSinkStopped is returned by Deliver once the sink was interrupted or closed.
+var errSinkStopped = errors.New("webhook sink stopped")
+
+// RejectedStore stores events an endpoint answered with 400.
+type RejectedStore interface {
+	AddRejected(ctx context.Context, e catalog.RejectedEvent) error
+}
+
+// webhookSink delivers one integration's records to its callback URL.
+//
+// Records wait in a bounded window (MaxInFlight): Deliver blocks while it is
+// full. A fixed pool of MaxConcurrency workers takes records from the ready
+// queue; each attempt first takes a slot of the adaptive limiter, so the
+// number of concurrent requests follows the endpoint's health. A failed
+// record waits for its retry on a timer, outside the workers, still holding
+// its window slot.
+type webhookSink struct {
+	cfg      Config
+	env      SinkEnv
+	in       *catalog.Integration
+	sender   *webhook.Sender
+	rejected RejectedStore
+	lim      *limiter
+	// gate blocks an attempt until the integration is confirmed running
+	// recently enough (see Config.StopPropagation).
+	gate func(context.Context) error
+	log  *slog.Logger
+
+	window chan struct{} // one token per record held
+	ready  chan *job     // capacity MaxInFlight: a send never blocks
+
+	// runCtx ends on Close or interrupt: no attempt starts after that.
+	runCtx context.Context
+	stop   context.CancelFunc
+	// hardCtx ends when Close gives up waiting: it bounds the bookkeeping
+	// (attempt rows, logs) of attempts in progress.
+	hardCtx    context.Context
+	hardCancel context.CancelFunc
+	workers    sync.WaitGroup
+	stopped    atomic.Bool
+
+	// Flush bookkeeping: every handed-over record gets a sequence number;
+	// fin tracks which are finished (done or abandoned).
+	seqMu   sync.Mutex
+	nextSeq int64
+	fin     *tracker
+	waiters []chan struct{}
+}
+
+type job struct {
+	rec         *Record
+	ctx         context.Context // the record's lifetime (Deliver's ctx)
+	seq         int64
+	body        []byte
+	retriesLeft int
+	timer       *time.Timer
+	unwatch     [2]func() bool
+}
+
+func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected RejectedStore,
+	gate func(context.Context) error, log *slog.Logger) *webhookSink {
+	runCtx, stop := context.WithCancel(context.Background())
+	hardCtx, hardCancel := context.WithCancel(context.Background())
+	s := &webhookSink{
+		cfg: cfg, env: env, in: env.Integration, sender: sender, rejected: rejected,
+		lim:  newLimiter(cfg.MinConcurrency, cfg.InitialConcurrency, cfg.MaxConcurrency),
+		gate: gate, log: log,
+		window: make(chan struct{}, cfg.MaxInFlight),
+		ready:  make(chan *job, cfg.MaxInFlight),
+		runCtx: runCtx, stop: stop, hardCtx: hardCtx, hardCancel: hardCancel,
+		fin: newTracker(),
+	}
+	for range cfg.MaxConcurrency {
+		s.workers.Add(1)
+		go s.work()
+	}
+	return s
+}
+
+// Deliver implements Sink.
+func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
+	if s.stopped.Load() {
+		return errSinkStopped
+	}
+	select {
+	case s.window <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.runCtx.Done():
+		return errSinkStopped
+	}
+	j := &job{rec: r, ctx: ctx, body: events.AppendBody(nil, r.Event), retriesLeft: s.cfg.MaxRetries}
+	s.seqMu.Lock()
+	j.seq = s.nextSeq
+	s.nextSeq++
+	s.fin.add(j.seq)
+	s.seqMu.Unlock()
+	s.ready <- j
+	return nil
+}
+
+// Flush implements Sink: it waits until every record handed over before the
+// call is finished (Done, abandoned, or the sink stopped).
+func (s *webhookSink) Flush(ctx context.Context) error {
+	s.seqMu.Lock()
+	target := s.nextSeq
+	s.seqMu.Unlock()
+	for {
+		s.seqMu.Lock()
+		if target == 0 || s.fin.commitPoint() >= target || s.stopped.Load() {
+			s.seqMu.Unlock()
+			return nil
+		}
+		ch := make(chan struct{})
+		s.waiters = append(s.waiters, ch)
+		s.seqMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.runCtx.Done():
+			return nil
+		}
+	}
+}
+
+// Close implements Sink: no attempt starts after it is called; attempts in
+// progress finish (within the attempt timeout) unless ctx ends first.
+func (s *webhookSink) Close(ctx context.Context) error {
+	s.stopped.Store(true)
+	s.stop()
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.hardCancel()
+		return fmt.Errorf("closing webhook sink: %w", ctx.Err())
+	}
+}
+
+// interrupt stops the integration once; records not Done are redelivered
+// when it is started again.
+func (s *webhookSink) interrupt(reason string) {
+	if s.stopped.CompareAndSwap(false, true) {
+		s.env.Interrupt(reason)
+	}
+	s.stop()
+	s.notifyWaiters()
+}
+
+func (s *webhookSink) work() {
+	defer s.workers.Done()
+	for {
+		select {
+		case j := <-s.ready:
+			s.attempt(j)
+		case <-s.runCtx.Done():
+			// Whatever is still queued is abandoned (never Done).
+			for {
+				select {
+				case j := <-s.ready:
+					s.finish(j)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// live reports whether j may still be attempted.
+func (s *webhookSink) live(j *job) bool {
+	return j.ctx.Err() == nil && s.runCtx.Err() == nil && !s.stopped.Load()
+}
+
+func (s *webhookSink) attempt(j *job) {
+	if !s.live(j) {
+		s.finish(j)
+		return
+	}
+	ctx, cancel := mergeCancel(j.ctx, s.runCtx)
+	defer cancel()
+	start, err := s.lim.acquire(ctx)
+	if err != nil {
+		s.finish(j)
+		return
+	}
+	if err := s.gate(ctx); err != nil || !s.live(j) {
+		s.lim.release(start, neutral, 0)
+		s.finish(j)
+		return
+	}
+	ev := j.rec.Event
+	req := webhook.NewRequest(s.in.Webhook, ev, j.body)
+	attemptedAt := time.Now()
+	// The request is not tied to the record's ctx: once started, an attempt
+	// finishes (bounded by the attempt timeout) so its outcome is recorded
+	// rather than left unknown.
+	res := s.sender.Send(s.hardCtx, &req)
+	s.lim.release(start, classify(res, s.cfg.SlowResponse), min(res.RetryAfter, s.cfg.RetryMax))
+
+	outcome := res.Outcome()
+	status := catalog.AttemptFailure
+	if outcome == webhook.Delivered {
+		status = catalog.AttemptSuccess
+	}
+	row := catalog.Attempt{
+		Tenant: s.in.Tenant, IntegrationID: s.in.ID, IntegrationType: s.in.Type, Target: catalog.TargetWebhook,
+		Status: status, AttemptedAt: attemptedAt, RetriesRemaining: j.retriesLeft,
+		EventID: ev.GetEventId(), DomainEntityID: ev.GetDomainEntityId(), DomainEntityType: ev.GetEntityType(),
+		EventName: ev.GetName(), URL: req.URL, ResponseCode: res.Code, ResponseBody: res.Body,
+		ResponseTimeMS: int(res.Duration.Milliseconds()),
+	}
+	if err := s.env.Attempts.Write(s.hardCtx, row); err != nil {
+		s.log.Warn("recording attempt", "err", err)
+	}
+
+	switch outcome {
+	case webhook.Delivered:
+		s.env.Done(j.rec)
+		s.finish(j)
+	case webhook.Rejected:
+		s.reject(j, res)
+	default:
+		s.retry(j, res)
+	}
+}
+
+func classify(res webhook.Result, slow time.Duration) signal {
+	switch {
+	case res.Err != nil || res.Code == 429 || res.Code >= 500:
+		return congested
+	case res.Code >= 200 && res.Code < 300 && res.Duration <= slow:
+		return healthy
+	default:
+		return neutral
+	}
+}
+
+// reject stores a 400-answered event as rejected; the stream goes on. When
+// the integration already holds the maximum, it stops instead of dropping.
+func (s *webhookSink) reject(j *job, res webhook.Result) {
+	ev := j.rec.Event
+	e := catalog.RejectedEvent{
+		Tenant: s.in.Tenant, IntegrationID: s.in.ID, EventID: ev.GetEventId(), EventName: ev.GetName(),
+		IdempotencyKey: ev.GetIdempotencyKey(), DomainEntityID: ev.GetDomainEntityId(),
+		Body: j.body, ResponseCode: res.Code, ResponseBody: res.Body,
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.rejected.AddRejected(s.hardCtx, e)
+		switch {
+		case err == nil:
+			s.env.Done(j.rec)
+			s.finish(j)
+			return
+		case errors.Is(err, catalog.ErrRejectedFull):
+			s.interrupt(fmt.Sprintf("Stopped: the endpoint rejected event %s (HTTP status code 400) and %d rejected events "+
+				"are already stored, so nothing more can be set aside. Nothing was dropped: retry or delete rejected "+
+				"events, then start the integration again to resume with this event.", ev.GetEventId(), catalog.MaxRejectedEvents))
+			s.finish(j)
+			return
+		case errors.Is(err, catalog.ErrNotFound):
+			s.finish(j) // the integration was deleted meanwhile
+			return
+		}
+		s.log.Warn("storing rejected event", "event_id", ev.GetEventId(), "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-s.hardCtx.Done():
+			t.Stop()
+			s.finish(j)
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// retry schedules j's next attempt with exponential backoff and full jitter
+// (or the endpoint's Retry-After when longer), logging retry_triggered; with
+// no retries left the integration stops and j stays not Done.
+func (s *webhookSink) retry(j *job, res webhook.Result) {
+	reason := res.Reason(s.in.Webhook.CallbackURL)
+	if j.retriesLeft <= 0 {
+		s.interrupt(fmt.Sprintf("Stopped after %d failed retries. %s", s.cfg.MaxRetries, reason))
+		s.finish(j)
+		return
+	}
+	if !s.live(j) {
+		s.finish(j)
+		return
+	}
+	if err := s.env.Logs.AddLog(s.hardCtx, s.in.Tenant, s.in.ID, catalog.ActionRetry, reason); err != nil {
+		s.log.Warn("logging retry", "err", err)
+	}
+	n := s.cfg.MaxRetries - j.retriesLeft // retries so far
+	j.retriesLeft--
+	delay := backoff(s.cfg.RetryBase, s.cfg.RetryMax, n)
+	if ra := min(res.RetryAfter, s.cfg.RetryMax); ra > delay {
+		delay = ra
+	}
+	// The timer is created stopped so both callbacks below exist before
+	// either can run.
+	j.timer = time.AfterFunc(time.Hour, func() {
+		j.unwatch[0]()
+		j.unwatch[1]()
+		s.ready <- j
+	})
+	j.timer.Stop()
+	abandon := func() {
+		if j.timer.Stop() {
+			s.finish(j)
+		}
+	}
+	j.unwatch[0] = context.AfterFunc(j.ctx, abandon)
+	j.unwatch[1] = context.AfterFunc(s.runCtx, abandon)
+	j.timer.Reset(delay)
+}
+
+// backoff draws the wait before retry n (0-based): full jitter over an
+// exponentially growing cap.
+func backoff(base, maxWait time.Duration, n int) time.Duration {
+	ceiling := maxWait
+	if n < 62 && base<<n > 0 && base<<n < maxWait {
+		ceiling = base << n
+	}
+	return rand.N(ceiling) + 1
+}
+
+// finish releases j's window slot and counts it finished for Flush. Every job
+// is finished exactly once.
+func (s *webhookSink) finish(j *job) {
+	<-s.window
+	s.seqMu.Lock()
+	s.fin.done(j.seq)
+	s.seqMu.Unlock()
+	s.notifyWaiters()
+}
+
+func (s *webhookSink) notifyWaiters() {
+	s.seqMu.Lock()
+	ws := s.waiters
+	s.waiters = nil
+	s.seqMu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+}
+
+// mergeCancel returns a context ending when either a or b ends.
+func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(a)
+	stop := context.AfterFunc(b, cancel)
+	return ctx, func() { stop(); cancel() }
+}
