@@ -3,10 +3,12 @@ package s3sink_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -16,6 +18,14 @@ import (
 	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/services/delivery/s3sink"
 )
+
+var bucketSeq atomic.Int64
+
+// uniqueBucket names a bucket no earlier test (or -count run) of this
+// binary used on the shared MinIO server.
+func uniqueBucket(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, bucketSeq.Add(1))
+}
 
 // minioClient is the independent client of the MinIO tier: minio-go, not the
 // AWS SDK the sink uses.
@@ -78,7 +88,7 @@ func minioIntegration(srv *testenv.MinIOServer, bucket, prefix, secret string) *
 func TestMinIODeliver(t *testing.T) {
 	srv := testenv.MinIO(t)
 	mc := minioClient(t, srv)
-	const bucket = "s3sink-deliver"
+	bucket := uniqueBucket("s3sink-deliver")
 	if err := mc.MakeBucket(context.Background(), bucket, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +129,6 @@ func TestMinIOFailures(t *testing.T) {
 		name, bucket, secret string
 		status               int
 		reason               string
-		fix                  func(t *testing.T)
 	}{
 		{
 			name: "bad secret", bucket: "s3sink-badsecret", secret: "not-the-secret", status: 403,
@@ -133,6 +142,7 @@ func TestMinIOFailures(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
+			tc.bucket = uniqueBucket(tc.bucket)
 			if tc.status != 404 {
 				if err := mc.MakeBucket(ctx, tc.bucket, minio.MakeBucketOptions{Region: srv.Region}); err != nil {
 					t.Fatal(err)
