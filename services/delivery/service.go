@@ -22,8 +22,8 @@ import (
 // notifyChannel is the catalog's NOTIFY channel for integration changes.
 const notifyChannel = "eventstream_integrations"
 
-// retentionInterval is how often completed temporary integrations and
-// orphaned consumer groups are cleaned up.
+// retentionInterval is how often completed temporary integrations are
+// deleted (more often when TemporaryRetention is shorter than two of them).
 const retentionInterval = time.Hour
 
 // Service is a delivery worker: it runs one consumer per running integration
@@ -137,7 +137,7 @@ func (s *Service) Run(ctx context.Context) error {
 	defer poll.Stop()
 	resync := time.NewTicker(s.cfg.ResyncInterval)
 	defer resync.Stop()
-	retention := time.NewTicker(retentionInterval)
+	retention := time.NewTicker(min(retentionInterval, s.cfg.TemporaryRetention/2))
 	defer retention.Stop()
 
 	s.resync(ctx)
