@@ -282,3 +282,37 @@ func TestFiltersDeliverExactlyMatchingEvents(t *testing.T) {
 		}
 	}
 }
+
+func TestRejectedLimitStopsInsteadOfDropping(t *testing.T) {
+	e := newEnv(t, 1)
+	rcv := newReceiver(t, func(string, int) int { return 400 })
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	ctx := context.Background()
+	for i := 0; i < catalog.MaxRejectedEvents; i++ {
+		if err := e.store.AddRejected(ctx, catalog.RejectedEvent{Tenant: e.tenant, IntegrationID: "erp-1",
+			EventID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), EventName: "order.created",
+			IdempotencyKey: "old", DomainEntityID: "x", Body: []byte("{}"), ResponseCode: 400}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.startWorker(e.config())
+	evs := e.produceN("order.created", 1)
+	waitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("erp-1").Status == catalog.StatusStopped })
+	logs := e.logs("erp-1")
+	if logs[0].Action != catalog.ActionStopped || !strings.Contains(logs[0].Reason, "30 rejected events") {
+		t.Fatalf("stop log %+v does not say why", logs[0])
+	}
+	if _, err := e.store.GetRejected(ctx, e.tenant, "erp-1", evs[0].GetEventId()); err == nil {
+		t.Fatal("31st rejected event stored")
+	}
+	// Nothing was dropped: once there is room, a start delivers the event.
+	if err := e.store.DeleteRejected(ctx, e.tenant, "erp-1", "00000000-0000-4000-8000-000000000000"); err != nil {
+		t.Fatal(err)
+	}
+	rcv.setRespond(nil)
+	if _, err := e.store.SetStatus(ctx, e.tenant, "erp-1", catalog.StatusRunning, catalog.ActionStarted, "Started via API."); err != nil {
+		t.Fatal(err)
+	}
+	rcv.waitDelivered(t, 30*time.Second, evs)
+	e.waitCommittedToEnd(e.group(in))
+}
