@@ -22,6 +22,27 @@ import (
 // starts_at replays and temporary integrations), which needs it to grow with
 // the log; published_at may be any past instant.
 func EncodeRecord(ctx context.Context, ev *eventspb.Event) (*kgo.Record, error) {
+	return NewEncoder(ctx).Encode(ev)
+}
+
+// Encoder encodes the records of many events published under one trace
+// context (one ingest request): the trace headers are rendered once and
+// shared. Not safe for concurrent use.
+type Encoder struct {
+	headers       []kgo.RecordHeader
+	tenant, topic string // the last topic name built, reused for its tenant
+}
+
+// NewEncoder captures the trace context of ctx for Encode.
+func NewEncoder(ctx context.Context) *Encoder {
+	r := &kgo.Record{}
+	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier{Record: r})
+	return &Encoder{headers: r.Headers}
+}
+
+// Encode is EncodeRecord with the encoder's trace context. The records share
+// one read-only header slice.
+func (e *Encoder) Encode(ev *eventspb.Event) (*kgo.Record, error) {
 	if ev.GetTenant() == "" || ev.GetEventId() == "" {
 		return nil, errors.New("encoding record: event without tenant or event id")
 	}
@@ -29,15 +50,18 @@ func EncodeRecord(ctx context.Context, ev *eventspb.Event) (*kgo.Record, error) 
 	if err != nil {
 		return nil, fmt.Errorf("encoding record: %w", err)
 	}
+	if ev.GetTenant() != e.tenant || e.topic == "" {
+		e.tenant, e.topic = ev.GetTenant(), events.TopicName(ev.GetTenant())
+	}
 	r := &kgo.Record{
-		Topic: events.TopicName(ev.GetTenant()),
-		Key:   []byte(ev.GetDomainEntityId()),
-		Value: value,
+		Topic:   e.topic,
+		Key:     []byte(ev.GetDomainEntityId()),
+		Value:   value,
+		Headers: e.headers,
 	}
 	if ts := ev.GetIngestedAt(); ts != nil {
 		r.Timestamp = ts.AsTime()
 	}
-	otel.GetTextMapPropagator().Inject(ctx, HeaderCarrier{Record: r})
 	return r, nil
 }
 

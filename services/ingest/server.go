@@ -165,13 +165,14 @@ func (s *Server) publish(c echo.Context) error {
 	recs := make([]*kgo.Record, 0, len(req.Events))
 	ids := make([]string, len(req.Events))
 	ingested := timestamppb.New(now)
+	enc := kafka.NewEncoder(ctx)
 	for i := range req.Events {
 		ev := &req.Events[i]
 		if ev.Err != nil {
 			continue
 		}
 		id := events.EventID(tenant, ev.Name, ev.IdempotencyKey).String()
-		rec, err := kafka.EncodeRecord(ctx, &eventspb.Event{
+		rec, err := enc.Encode(&eventspb.Event{
 			EventId:        id,
 			Tenant:         tenant,
 			Name:           ev.Name,
