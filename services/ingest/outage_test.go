@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/kafka"
@@ -100,5 +102,58 @@ func TestStoppedBrokerGives503ThenRetrySucceeds(t *testing.T) {
 		if !seen[id] {
 			t.Fatalf("event %s missing from the log after the restart (have %v)", id, seen)
 		}
+	}
+}
+
+// TestHungBrokerGives503InBoundedTime: a broker that accepts produce
+// requests but never answers must not hold the client past the produce
+// timeout (franz-go alone would wait for the request timeout first).
+func TestHungBrokerGives503InBoundedTime(t *testing.T) {
+	c := testenv.NewKafka(t)
+	const timeout = time.Second
+	h := newHarness(t, c.ListenAddrs(), func(cfg *ingest.Config) { cfg.ProduceTimeout = timeout })
+	tenant := h.newTenant()
+	tok := token(t, tenant)
+	if r := h.post(tok, []byte(`{"name":"order.created","payload":{"id":"ok"}}`)); r.status != 202 {
+		t.Fatalf("publish before the hang: %d %s", r.status, r.body)
+	}
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		return nil, nil, true // swallow the request: no response, ever
+	})
+	start := time.Now()
+	r := h.post(tok, []byte(`{"name":"order.created","payload":{"id":"hung"}}`))
+	if took := time.Since(start); r.status != http.StatusServiceUnavailable || took > timeout+2*time.Second {
+		t.Fatalf("publish to a hung broker: %d after %s (want 503 within about %s): %s", r.status, took, timeout, r.body)
+	}
+}
+
+// TestServeStopsWhenContextEnds: Serve answers until its context ends, then
+// returns nil after draining.
+func TestServeStopsWhenContextEnds(t *testing.T) {
+	h := newHarness(t, testenv.KafkaBrokers(t), nil)
+	tenant := h.newTenant()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.srv.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String()
+	if r := postTo(t, url, token(t, tenant), []byte(`{"name":"order.created","payload":{"id":"s"}}`)); r.status != 202 {
+		t.Fatalf("publish through Serve: %d %s", r.status, r.body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve returned %v", err)
+		}
+	case <-time.After(h.cfg.ShutdownTimeout + 5*time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if _, err := http.Get(url + "/healthz"); err == nil {
+		t.Fatal("still serving after shutdown")
 	}
 }
