@@ -89,7 +89,7 @@ var tenantSeq atomic.Int64
 // env is one test's world: a catalog database, a dedicated kfake cluster
 // with the tenant's topic, and a producer.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	store   *catalog.Store
 	db      *testenv.DB
 	brokers []string
@@ -100,7 +100,7 @@ type env struct {
 	seq     atomic.Int64
 }
 
-func newEnv(t *testing.T, partitions int32) *env {
+func newEnv(t testing.TB, partitions int32) *env {
 	t.Helper()
 	store, db := testenv.NewStore(t)
 	// Short session timeouts let a killed worker's partitions move quickly.
@@ -150,6 +150,13 @@ func (e *env) config() delivery.Config {
 // (or the test ends).
 func (e *env) startWorker(cfg delivery.Config) (stop func()) {
 	e.t.Helper()
+	_, stop = e.startService(cfg)
+	return stop
+}
+
+// startService is startWorker returning the service too.
+func (e *env) startService(cfg delivery.Config) (svc *delivery.Service, stop func()) {
+	e.t.Helper()
 	svc, err := delivery.New(cfg, e.store, e.db.Pool)
 	if err != nil {
 		e.t.Fatal(err)
@@ -167,7 +174,7 @@ func (e *env) startWorker(cfg delivery.Config) (stop func()) {
 		})
 	}
 	e.t.Cleanup(stop)
-	return stop
+	return svc, stop
 }
 
 // event builds the i-th test event of name (entity id and idempotency key
