@@ -3,6 +3,8 @@ package ingest_test
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -308,6 +310,20 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	t.Run("chunked body over limit", func(t *testing.T) {
+		// No Content-Length: the limit is enforced while reading.
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/v1/events", io.MultiReader(bytes.NewReader(huge)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), "payload_too_large") {
+			t.Fatalf("chunked oversize body: %d %s", resp.StatusCode, b)
+		}
+	})
 	if n := h.endOffsets(tenant); n != 0 {
 		t.Fatalf("refused publishes wrote %d records", n)
 	}

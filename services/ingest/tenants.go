@@ -16,6 +16,9 @@ type tenantLookup func(ctx context.Context, tenant string) (bool, error)
 // made-up tenant names must not grow memory without limit.
 const maxTenantEntries = 100_000
 
+// lookupTimeout bounds one catalog query for a tenant.
+const lookupTimeout = 5 * time.Second
+
 // tenantCache remembers tenant existence so publishing never costs a SQL query
 // per event (nor per request, once warm). Concurrent misses for one tenant
 // share a single query.
@@ -47,7 +50,11 @@ func (c *tenantCache) Exists(ctx context.Context, tenant string) (bool, error) {
 		return e.exists, nil
 	}
 	v, err, _ := c.group.Do(tenant, func() (any, error) {
-		exists, err := c.lookup(ctx, tenant)
+		// The query is shared by every request waiting for this tenant, so
+		// it must not die with the first one's context.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+		defer cancel()
+		exists, err := c.lookup(qctx, tenant)
 		if err != nil {
 			return false, err
 		}
