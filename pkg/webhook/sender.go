@@ -22,6 +22,9 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
 )
@@ -241,6 +244,9 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 		h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 		h.Set("webhook-signature", Signature(r.SigningSecret, r.EventID, ts, r.Body))
 	}
+	// The endpoint can continue the delivery's trace (W3C traceparent),
+	// when a propagator is installed (telemetry.Setup).
+	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		var ne net.Error

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
@@ -110,6 +111,11 @@ type partState struct {
 
 	released  atomic.Bool
 	committed int64 // guarded by c.mu
+
+	// For the lag gauge: the partition's high watermark at the last fetch
+	// and the first offset this assignment saw.
+	highWater   atomic.Int64
+	firstOffset atomic.Int64
 }
 
 func newConsumer(svc *Service, in *catalog.Integration, st catalog.DeliveryState) *consumer {
@@ -297,6 +303,7 @@ func (c *consumer) poll() {
 		c.mu.Lock()
 		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
 			if ps := c.parts[ftp.Partition]; ps != nil && len(ftp.Records) > 0 {
+				ps.highWater.Store(ftp.HighWatermark)
 				ps.push(ftp.Records)
 			}
 		})
@@ -315,6 +322,7 @@ func (c *consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int
 		ctx, cancel := context.WithCancel(c.ctx)
 		ps := &partState{c: c, p: p, ctx: ctx, cancel: cancel, quit: make(chan struct{}),
 			exited: make(chan struct{}), tr: newTracker(), wake: make(chan struct{}, 1), committed: -1}
+		ps.firstOffset.Store(-1)
 		c.parts[p] = ps
 		go ps.feed()
 	}
@@ -509,6 +517,7 @@ func (ps *partState) feed() {
 			return
 		}
 		ps.tr.add(kr.Offset)
+		ps.firstOffset.CompareAndSwap(-1, kr.Offset)
 		ts := kr.Timestamp.UnixMilli()
 		if c.fromMs > 0 && ts < c.fromMs {
 			ps.tr.done(kr.Offset)
@@ -531,7 +540,8 @@ func (ps *partState) feed() {
 			ps.tr.done(kr.Offset)
 			continue
 		}
-		r := &Record{Event: ev, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, part: ps}
+		r := &Record{Event: ev, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, part: ps,
+			trace: trace.SpanContextFromContext(kafka.TraceContext(context.Background(), kr))}
 		if err := c.sink.Deliver(ps.ctx, r); err != nil {
 			return
 		}

@@ -89,6 +89,7 @@ func New(cfg Config, store *catalog.Store, pool *pgxpool.Pool, opts ...Option) (
 	for _, o := range opts {
 		o(s)
 	}
+	workerMetrics()
 	s.log = s.log.With("component", "delivery", "pool", cfg.Pool)
 	if !cfg.Wildcard() {
 		s.tenants = cfg.PoolTenants
@@ -116,6 +117,8 @@ func (s *Service) Attempts() *catalog.AttemptWriter { return s.attempts }
 // returns.
 func (s *Service) Run(ctx context.Context) error {
 	s.ctx = ctx
+	registry.add(s, nil)
+	defer registry.remove(s, nil)
 	if s.tenants != nil {
 		if err := s.store.ClaimPoolTenants(ctx, s.cfg.Pool, s.tenants); err != nil {
 			return fmt.Errorf("claiming pool tenants: %w", err)
@@ -359,11 +362,13 @@ func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt ti
 	c := newConsumer(s, in, st)
 	c.confirm(readAt)
 	s.consumers[k] = c
+	registry.add(s, c)
 	c.log.Info("starting consumer")
 	go func() {
 		if err := c.run(); err != nil {
 			c.log.Error("consumer failed", "err", err)
 		}
+		registry.remove(s, c)
 		select {
 		case s.exited <- c:
 		case <-ctx.Done(): // shutting down: Run waits on c.done instead

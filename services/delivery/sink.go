@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
 )
@@ -22,6 +24,8 @@ type Record struct {
 	// new assignment's offsets. Records built outside the core have none and
 	// their Done is ignored.
 	part *partState
+	// trace is the span context ingest propagated in the record headers.
+	trace trace.SpanContext
 }
 
 // AttemptWriter takes attempt rows for batched storage. Write blocks when the

@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/webhook"
@@ -40,8 +43,9 @@ type webhookSink struct {
 	lim      *limiter
 	// gate blocks an attempt until the integration is confirmed running
 	// recently enough (see Config.StopPropagation).
-	gate func(context.Context) error
-	log  *slog.Logger
+	gate    func(context.Context) error
+	log     *slog.Logger
+	metrics *instruments
 
 	window chan struct{} // one token per record held
 	ready  chan *job     // capacity MaxInFlight: a send never blocks
@@ -81,7 +85,7 @@ func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected Re
 	s := &webhookSink{
 		cfg: cfg, env: env, in: env.Integration, sender: sender, rejected: rejected,
 		lim:  newLimiter(cfg.MinConcurrency, cfg.InitialConcurrency, cfg.MaxConcurrency),
-		gate: gate, log: log,
+		gate: gate, log: log, metrics: workerMetrics(),
 		window: make(chan struct{}, cfg.MaxInFlight),
 		ready:  make(chan *job, cfg.MaxInFlight),
 		runCtx: runCtx, stop: stop, hardCtx: hardCtx, hardCancel: hardCancel,
@@ -215,10 +219,20 @@ func (s *webhookSink) attempt(j *job) {
 	// The request is not tied to the record's ctx: once started, an attempt
 	// finishes (bounded by the attempt timeout) so its outcome is recorded
 	// rather than left unknown.
-	res := s.sender.Send(s.hardCtx, &req)
+	sctx, span := spanStart(s.hardCtx, j.rec.trace, "webhook.deliver",
+		attribute.String("eventstream.tenant", s.in.Tenant), attribute.String("eventstream.integration", s.in.ID),
+		attribute.String("eventstream.event_id", ev.GetEventId()), attribute.Int("eventstream.retries_remaining", j.retriesLeft))
+	res := s.sender.Send(sctx, &req)
+	if res.Err != nil {
+		span.SetStatus(codes.Error, res.Err.Error())
+	} else {
+		span.SetAttributes(attribute.Int("http.response.status_code", res.Code))
+	}
+	span.End()
 	s.lim.release(start, classify(res, s.cfg.SlowResponse), min(res.RetryAfter, s.cfg.RetryMax))
 
 	outcome := res.Outcome()
+	s.metrics.recordAttempt(s.in.Tenant, outcomeName(outcome), ev.GetIngestedAt().AsTime())
 	status := catalog.AttemptFailure
 	if outcome == webhook.Delivered {
 		status = catalog.AttemptSuccess
@@ -242,6 +256,17 @@ func (s *webhookSink) attempt(j *job) {
 		s.reject(j, res)
 	default:
 		s.retry(j, res)
+	}
+}
+
+func outcomeName(o webhook.Outcome) string {
+	switch o {
+	case webhook.Delivered:
+		return "delivered"
+	case webhook.Rejected:
+		return "rejected"
+	default:
+		return "failed"
 	}
 }
 

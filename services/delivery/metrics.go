@@ -1,0 +1,155 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const instrumentation = "github.com/eventstream/eventstream/services/delivery"
+
+var tracer = otel.Tracer(instrumentation)
+
+// instruments are the worker's metrics, on the global meter provider (a
+// no-op unless telemetry.Setup installed one).
+type instruments struct {
+	attempts metric.Int64Counter
+	latency  metric.Float64Histogram
+}
+
+var (
+	metricsOnce sync.Once
+	metricsInst *instruments
+)
+
+// workerMetrics returns the process-wide instruments, creating them (and the
+// observable gauges over every Service) once.
+func workerMetrics() *instruments {
+	metricsOnce.Do(func() {
+		meter := otel.Meter(instrumentation)
+		in := &instruments{}
+		in.attempts, _ = meter.Int64Counter("eventstream.delivery.webhook.attempts",
+			metric.WithDescription("Webhook delivery attempts, by outcome (delivered, rejected, failed)."))
+		in.latency, _ = meter.Float64Histogram("eventstream.delivery.latency", metric.WithUnit("s"),
+			metric.WithDescription("From ingestion to the endpoint's 2xx answer."),
+			metric.WithExplicitBucketBoundaries(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900))
+		queue, _ := meter.Int64ObservableGauge("eventstream.delivery.attempt_queue",
+			metric.WithDescription("Attempt rows waiting to be written to the catalog."))
+		lag, _ := meter.Int64ObservableGauge("eventstream.delivery.consumer_lag",
+			metric.WithDescription("Records of an integration's assigned partitions not yet final (high watermark minus commit point)."))
+		limit, _ := meter.Int64ObservableGauge("eventstream.delivery.webhook.concurrency_limit",
+			metric.WithDescription("Current adaptive concurrency limit of a webhook integration."))
+		_, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			registry.each(func(s *Service, cs []*consumer) {
+				o.ObserveInt64(queue, int64(s.attempts.Queued()), metric.WithAttributes(attribute.String("pool", s.cfg.Pool)))
+				for _, c := range cs {
+					attrs := metric.WithAttributes(attribute.String("tenant", c.in.Tenant), attribute.String("integration", c.in.ID))
+					o.ObserveInt64(lag, c.lag(), attrs)
+					if ws, ok := c.sink.(*webhookSink); ok {
+						l, _ := ws.lim.current()
+						o.ObserveInt64(limit, int64(l), attrs)
+					}
+				}
+			})
+			return nil
+		}, queue, lag, limit)
+		metricsInst = in
+	})
+	return metricsInst
+}
+
+// registry lists the running services and consumers for the observable
+// gauges (the supervisor owns its maps; this is a copy under a lock).
+var registry = &serviceRegistry{running: map[*Service]map[*consumer]struct{}{}}
+
+type serviceRegistry struct {
+	mu      sync.Mutex
+	running map[*Service]map[*consumer]struct{}
+}
+
+func (r *serviceRegistry) add(s *Service, c *consumer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running[s] == nil {
+		r.running[s] = map[*consumer]struct{}{}
+	}
+	if c != nil {
+		r.running[s][c] = struct{}{}
+	}
+}
+
+func (r *serviceRegistry) remove(s *Service, c *consumer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c == nil {
+		delete(r.running, s)
+		return
+	}
+	delete(r.running[s], c)
+}
+
+func (r *serviceRegistry) each(fn func(*Service, []*consumer)) {
+	r.mu.Lock()
+	type entry struct {
+		s  *Service
+		cs []*consumer
+	}
+	var all []entry
+	for s, m := range r.running {
+		e := entry{s: s}
+		for c := range m {
+			if c.sink != nil {
+				e.cs = append(e.cs, c)
+			}
+		}
+		all = append(all, e)
+	}
+	r.mu.Unlock()
+	for _, e := range all {
+		fn(e.s, e.cs)
+	}
+}
+
+// lag sums, over the consumer's partitions, the records between the commit
+// point and the high watermark last seen.
+func (c *consumer) lag() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, ps := range c.parts {
+		hw := ps.highWater.Load()
+		at := ps.tr.commitPoint()
+		if at < 0 {
+			at = ps.firstOffset.Load()
+		}
+		if hw > at && at >= 0 {
+			n += hw - at
+		}
+	}
+	return n
+}
+
+// recordAttempt counts an attempt and, for a delivery, its latency since
+// ingestion.
+func (m *instruments) recordAttempt(tenant, outcome string, ingested time.Time) {
+	ctx := context.Background()
+	m.attempts.Add(ctx, 1, metric.WithAttributes(attribute.String("tenant", tenant), attribute.String("outcome", outcome)))
+	if outcome == "delivered" && !ingested.IsZero() {
+		m.latency.Record(ctx, time.Since(ingested).Seconds(), metric.WithAttributes(attribute.String("tenant", tenant)))
+	}
+}
+
+// spanStart starts the span of one attempt as a child of the trace the
+// record carried from ingest (kafka headers), keeping parent's cancellation.
+func spanStart(parent context.Context, remote trace.SpanContext, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	ctx := parent
+	if remote.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(parent, remote)
+	}
+	return tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+}
