@@ -18,6 +18,8 @@ import (
 	"github.com/eventstream/eventstream/pkg/s3local"
 	"github.com/eventstream/eventstream/pkg/webhook"
 	"github.com/eventstream/eventstream/services/configapi"
+	"github.com/eventstream/eventstream/services/delivery"
+	"github.com/eventstream/eventstream/services/delivery/s3sink"
 	"github.com/eventstream/eventstream/services/ingest"
 )
 
@@ -51,25 +53,55 @@ func localEnv(keys LocalSecrets, dbURL string, brokers []string, s3Endpoint stri
 	}
 }
 
-// buildServices builds every service this build embeds, in the order their
-// Run functions start. Adding a service is one builder here. HTTP services
-// are mounted on the base URL through Handler; their own Run (a listener of
-// their own) is not used.
+// buildServices builds every service this build embeds. HTTP services are
+// mounted on the base URL through Handler (their own Run, a listener of their
+// own, is not used); workers run through Run. Adding a service is one builder
+// and one line here.
 func buildServices(ctx context.Context, d deps) ([]Service, error) {
-	builders := []func(context.Context, deps) (Service, error){
-		buildConfigAPI,
-		buildIngest,
+	dl, err := newDelivery(d)
+	if err != nil {
+		return nil, err
 	}
-	var out []Service
-	for _, b := range builders {
-		svc, err := b(ctx, d)
+	out := []Service{{Name: "delivery", Run: dl.Run}}
+	add := func(svc Service, err error) error {
 		if err != nil {
 			closeServices(out)
-			return nil, err
+			return err
 		}
 		out = append(out, svc)
+		return nil
+	}
+	// _retry of a rejected event goes through the delivery workers' own
+	// webhook sender: same SSRF guard, timeouts and connection pool.
+	if err := add(buildConfigAPI(ctx, d, webhook.Retrier{Sender: dl.Sender()})); err != nil {
+		return nil, err
+	}
+	if err := add(buildIngest(ctx, d)); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// newDelivery builds the delivery worker with its webhook and S3 sinks; it
+// serves every tenant (the "*" pool).
+func newDelivery(d deps) (*delivery.Service, error) {
+	cfg, err := delivery.ConfigFromEnv(d.getenv)
+	if err != nil {
+		return nil, err
+	}
+	s3cfg, err := s3sink.ConfigFromEnv(d.getenv)
+	if err != nil {
+		return nil, err
+	}
+	s3, err := s3sink.NewFactory(s3cfg, slog.Default())
+	if err != nil {
+		return nil, err
+	}
+	dl, err := delivery.New(cfg, d.store, d.pool, delivery.WithSink(catalog.TargetS3, s3.NewSink))
+	if err != nil {
+		return nil, fmt.Errorf("building delivery: %w", err)
+	}
+	return dl, nil
 }
 
 // closeServices releases what the services hold (clients), after they stopped.
@@ -81,7 +113,7 @@ func closeServices(services []Service) {
 	}
 }
 
-func buildConfigAPI(ctx context.Context, d deps) (Service, error) {
+func buildConfigAPI(ctx context.Context, d deps, retrier configapi.Retrier) (Service, error) {
 	cfg, err := configapi.ConfigFromEnv(d.getenv)
 	if err != nil {
 		return Service{}, err
@@ -90,8 +122,6 @@ func buildConfigAPI(ctx context.Context, d deps) (Service, error) {
 	if err != nil {
 		return Service{}, err
 	}
-	// _retry sends through the same webhook sender delivery uses.
-	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: cfg.WebhookAllowCIDRs})}
 	srv, err := configapi.New(cfg, d.store, verifier, retrier)
 	if err != nil {
 		return Service{}, fmt.Errorf("building configapi: %w", err)

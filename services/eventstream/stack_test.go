@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -347,7 +348,10 @@ func lastLine(s string) string {
 }
 
 func TestLocalStack(t *testing.T) {
+	rcv := newReceiver(t)
 	e := newStackEnv(t)
+	// Short S3 files, so the smoke test sees one without waiting 5 minutes.
+	e.extra = append(e.extra, "S3_MAX_FILE_AGE=1s")
 	s := startStack(t, e)
 
 	t.Run("health", func(t *testing.T) {
@@ -385,7 +389,7 @@ func TestLocalStack(t *testing.T) {
 			"id":               "smoke-hook",
 			"integration_type": "permanent",
 			"callback_parameters": map[string]any{
-				"callback_url": "http://127.0.0.1:9/events", "api_key": "smoke-api-key-123456",
+				"callback_url": rcv.URL + "/events", "api_key": "smoke-api-key-123456",
 			},
 			"filter_conditions": map[string]any{"event_filter": []string{"order.created"}},
 		}, &in)
@@ -399,7 +403,7 @@ func TestLocalStack(t *testing.T) {
 			t.Errorf("get = %d %+v", code, in)
 		}
 		var list struct{ Integrations []integration }
-		if code := call(t, "GET", api, s.Token, nil, &list); code != 200 || len(list.Integrations) != 1 {
+		if code := call(t, "GET", api, s.Token, nil, &list); code != 200 || len(list.Integrations) != 1 || list.Integrations[0].ID != "smoke-hook" {
 			t.Errorf("list = %d %+v", code, list)
 		}
 		if code := call(t, "POST", api+"/smoke-hook/_stop", s.Token, nil, &in); code != 200 || in.Status != "stopped" {
@@ -420,6 +424,17 @@ func TestLocalStack(t *testing.T) {
 		if got := logs.Entries[1]; got.Action != "integration_stopped" || got.Reason != "Stopped via API." {
 			t.Errorf("second log entry = %+v", got)
 		}
+		code = call(t, "POST", api, s.Token, map[string]any{
+			"id":               "smoke-lake",
+			"integration_type": "permanent",
+			"s3_parameters": map[string]any{
+				"aws_access_key_id": "local", "aws_secret_access_key": "local-secret-key",
+				"aws_region": "us-east-1", "bucket": "smoke-lake", "key_prefix": "events",
+			},
+		}, &in)
+		if code != 200 || in.Status != "running" {
+			t.Fatalf("register S3 integration = %d %+v", code, in)
+		}
 		var errBody map[string]string
 		if code := call(t, "GET", api, "", nil, &errBody); code != 401 || errBody["error_code"] == "" || errBody["request_id"] == "" {
 			t.Errorf("without a token = %d %v", code, errBody)
@@ -439,6 +454,14 @@ func TestLocalStack(t *testing.T) {
 	t.Run("publish through the base URL", func(t *testing.T) {
 		published = publish(t, s.BaseURL, s.Token, "smoke-1", "smoke-2", "smoke-3")
 		requireEvents(t, e, "demo", published)
+	})
+
+	t.Run("delivered to the webhook", func(t *testing.T) {
+		rcv.waitFor(t, "smoke-1", "smoke-2", "smoke-3")
+	})
+
+	t.Run("delivered to S3", func(t *testing.T) {
+		waitForS3Lines(t, filepath.Join(e.dataDir, "s3", "buckets", "smoke-lake", "events", "demo"), "smoke-1", "smoke-2", "smoke-3")
 	})
 
 	t.Run("tenant command prints a token the API accepts", func(t *testing.T) {
@@ -499,7 +522,12 @@ func TestLocalStack(t *testing.T) {
 		}
 		more := publish(t, s2.BaseURL, s.Token, "smoke-4")
 		requireEvents(t, e, "demo", more)
+		rcv.waitFor(t, "smoke-4")
+		waitForS3Lines(t, filepath.Join(e.dataDir, "s3", "buckets", "smoke-lake", "events", "demo"), "smoke-4")
 	})
+	if n := rcv.tenantCount("acme"); n != 0 {
+		t.Errorf("%d of tenant acme's events reached demo's webhook", n)
+	}
 	s2.stop(t, e)
 
 	t.Run("tenant command without a running stack", func(t *testing.T) {
@@ -510,6 +538,123 @@ func TestLocalStack(t *testing.T) {
 			t.Errorf("err=%v output:\n%s", err, out)
 		}
 	})
+}
+
+// receiver is a webhook endpoint in the test: it records what it receives.
+type receiver struct {
+	*httptest.Server
+	mu     sync.Mutex
+	byKey  map[string]int // payload.id → deliveries
+	tenant map[string]int
+	bad    []string
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{byKey: map[string]int{}, tenant: map[string]int{}}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var body struct {
+			Tenant      string `json:"tenant"`
+			Name        string `json:"name"`
+			PublishedAt string `json:"published_at"`
+			Payload     struct {
+				ID string `json:"id"`
+			} `json:"payload"`
+		}
+		err := json.NewDecoder(req.Body).Decode(&body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		switch {
+		case err != nil:
+			r.bad = append(r.bad, "undecodable body: "+err.Error())
+		case req.Header.Get("Authorization") != "Bearer smoke-api-key-123456":
+			r.bad = append(r.bad, "authorization header "+req.Header.Get("Authorization"))
+		case body.Name != "order.created" || body.PublishedAt == "":
+			r.bad = append(r.bad, fmt.Sprintf("body %+v", body))
+		}
+		r.byKey[body.Payload.ID]++
+		r.tenant[body.Tenant]++
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+// waitFor polls until every key was delivered at least once.
+func (r *receiver) waitFor(t *testing.T, keys ...string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r.mu.Lock()
+		var missing []string
+		for _, k := range keys {
+			if r.byKey[k] == 0 {
+				missing = append(missing, k)
+			}
+		}
+		bad := append([]string(nil), r.bad...)
+		r.mu.Unlock()
+		if len(bad) > 0 {
+			t.Fatalf("webhook got bad requests: %v", bad)
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v not delivered to the webhook within 60s", missing)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for an outcome
+	}
+}
+
+func (r *receiver) tenantCount(tenant string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tenant[tenant]
+}
+
+// waitForS3Lines polls the embedded S3 endpoint's files under dir until
+// every key appears in a line of some .export object.
+func waitForS3Lines(t *testing.T, dir string, keys ...string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		found := map[string]bool{}
+		files, _ := filepath.Glob(filepath.Join(dir, "*-data-*.export"))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var ev struct {
+					Tenant  string `json:"tenant"`
+					Name    string `json:"name"`
+					Payload struct {
+						ID string `json:"id"`
+					} `json:"payload"`
+				}
+				if err := json.Unmarshal([]byte(line), &ev); err != nil {
+					t.Fatalf("%s: line %q is not an event: %v", f, line, err)
+				}
+				if ev.Tenant == "demo" && ev.Name == "order.created" {
+					found[ev.Payload.ID] = true
+				}
+			}
+		}
+		var missing []string
+		for _, k := range keys {
+			if !found[k] {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v not in any S3 file under %s within 60s (files: %v)", missing, dir, files)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval, not a wait for an outcome
+	}
 }
 
 // publish posts one order.created event per key (a single event for one key,
