@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -20,11 +21,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
+	"github.com/eventstream/eventstream/pkg/kafka"
 	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/services/delivery"
 	"github.com/eventstream/eventstream/services/delivery/s3sink"
@@ -361,4 +364,86 @@ func storedBytes(b *testing.B, c *s3.Client, bucket string) int64 {
 		}
 	}
 	return n
+}
+
+// BenchmarkS3FromKafka: the delivery service consuming b.N events (~1 KiB)
+// already in Kafka (kfake) into one S3 integration, 8 MiB files of 5 MiB
+// parts, against a raw upload of the same bytes in the same layout. The
+// clock stops when every file but the last (still open) is stored, and
+// MB/s counts the bytes stored by then.
+func BenchmarkS3FromKafka(b *testing.B) {
+	for _, kind := range []string{"gofakes3", "minio"} {
+		b.Run("server="+kind, func(b *testing.B) {
+			b.StopTimer()
+			srv := startBenchServer(b, kind)
+			w := newWorld(b)
+			w.log = slog.New(slog.DiscardHandler)
+			cfg := benchConfig(srv)
+			cfg.MaxFileBytes = 8 << 20
+			bucket := srv.bucket(b)
+			w.register("bench", catalog.S3Target{AccessKeyID: srv.key, SecretAccessKey: srv.secret, Region: srv.region, Bucket: bucket}, nil)
+			// Produce b.N events of the source's shapes, in batches.
+			src := newEventSource()
+			var total int64
+			for sent := 0; sent < b.N; {
+				n := min(b.N-sent, 5000)
+				recs := make([]*kgo.Record, 0, n)
+				for range n {
+					r, size := src.next()
+					r.Event.Tenant = w.tenant
+					total += int64(size + len(w.tenant) - len(tenant))
+					kr, err := kafka.EncodeRecord(context.Background(), r.Event)
+					if err != nil {
+						b.Fatal(err)
+					}
+					recs = append(recs, kr)
+				}
+				if err := w.cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+					b.Fatal(err)
+				}
+				sent += n
+			}
+			client := newClient(srv.endpoint, srv.key, srv.secret, srv.region)
+			target := total - cfg.MaxFileBytes // every file but the open one
+			if target < 3*cfg.MaxFileBytes {
+				// Too few files to time the steady state (the first runs
+				// with a small b.N): just let the framework scale b.N up.
+				return
+			}
+			b.ResetTimer()
+			b.StartTimer()
+			stop := w.startWorker(cfg)
+			// The clock runs from the first stored file, so consumer group
+			// joining and the first file's filling are not counted.
+			deadline := time.Now().Add(10 * time.Minute)
+			var first, stored int64
+			var start time.Time
+			for stored = storedBytes(b, client, bucket); stored < target; stored = storedBytes(b, client, bucket) {
+				if first == 0 && stored > 0 {
+					first, start = stored, time.Now()
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("only %d of %d bytes stored", stored, total)
+				}
+				<-time.After(5 * time.Millisecond) // poll interval
+			}
+			if first == 0 {
+				first, start = 0, time.Now() // everything arrived within one poll
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			stop()
+			stored -= first
+			raw := rawUpload(b, client, srv.bucket(b), stored, cfg)
+			if elapsed <= 0 || stored <= 0 {
+				b.Fatalf("nothing measured (%d bytes in %v)", stored, elapsed)
+			}
+			mb := float64(stored) / (1 << 20)
+			mbps, rawMBps := mb/elapsed.Seconds(), mb/raw.Seconds()
+			b.ReportMetric(float64(stored)/float64(total)*float64(b.N)/elapsed.Seconds(), "events/s")
+			b.ReportMetric(mbps, "MB/s")
+			b.ReportMetric(rawMBps, "raw_MB/s")
+			b.ReportMetric(mbps/rawMBps, "ratio")
+		})
+	}
 }

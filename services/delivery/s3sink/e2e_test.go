@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -90,7 +91,7 @@ var worldSeq atomic.Int64
 // world is one end-to-end test's system: catalog, a dedicated kfake cluster
 // with the tenant's topic, a producer and an embedded S3 server.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	store   *catalog.Store
 	db      *testenv.DB
 	brokers []string
@@ -99,9 +100,10 @@ type world struct {
 	tenant  string
 	s3      *s3local.Server
 	seq     atomic.Int64
+	log     *slog.Logger // the workers'
 }
 
-func newWorld(t *testing.T, s3opts ...s3local.Option) *world {
+func newWorld(t testing.TB, s3opts ...s3local.Option) *world {
 	t.Helper()
 	store, db := testenv.NewStore(t)
 	// Short sessions let a killed worker's partitions move quickly.
@@ -112,7 +114,7 @@ func newWorld(t *testing.T, s3opts ...s3local.Option) *world {
 	}
 	t.Cleanup(cl.Close)
 	w := &world{t: t, store: store, db: db, brokers: cluster.ListenAddrs(), cl: cl, adm: kadm.NewClient(cl),
-		tenant: fmt.Sprintf("s3t%d-%d", os.Getpid(), worldSeq.Add(1)), s3: startS3(t, s3opts...)}
+		tenant: fmt.Sprintf("s3t%d-%d", os.Getpid(), worldSeq.Add(1)), s3: startS3(t, s3opts...), log: slog.Default()}
 	ctx := context.Background()
 	if err := store.CreateTenant(ctx, w.tenant); err != nil {
 		t.Fatal(err)
@@ -145,8 +147,11 @@ func (w *world) s3Config() s3sink.Config {
 // returned stop is called (or the test ends).
 func (w *world) startWorker(s3cfg s3sink.Config) (stop func()) {
 	w.t.Helper()
-	svc, err := delivery.New(w.deliveryConfig(), w.store, w.db.Pool,
-		delivery.WithSink(catalog.TargetS3, factory(w.t, s3cfg).NewSink))
+	f, err := s3sink.NewFactory(s3cfg, w.log)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	svc, err := delivery.New(w.deliveryConfig(), w.store, w.db.Pool, f.Option(), delivery.WithLogger(w.log))
 	if err != nil {
 		w.t.Fatal(err)
 	}

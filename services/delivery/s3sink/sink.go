@@ -74,7 +74,13 @@ func NewFactory(cfg Config, log *slog.Logger) (*Factory, error) {
 	return &Factory{cfg: cfg, clients: newClientCache(cfg), log: log, metrics: m}, nil
 }
 
-// NewSink builds the sink of one run of one S3 integration.
+// Option registers the factory's sinks with a delivery service:
+//
+//	svc, err := delivery.New(cfg, store, pool, factory.Option())
+func (f *Factory) Option() delivery.Option { return delivery.WithSink(catalog.TargetS3, f.NewSink) }
+
+// NewSink builds the sink of one run of one S3 integration (a
+// delivery.NewSinkFunc).
 func (f *Factory) NewSink(_ context.Context, env delivery.SinkEnv) (delivery.Sink, error) {
 	return f.newSink(env)
 }
