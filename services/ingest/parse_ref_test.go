@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unicode"
@@ -155,4 +156,32 @@ func FuzzParseEventsMatchesReference(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScannerStringsAgreeWithReference puts each byte class the string
+// scanner treats specially at every offset of a long string, so both its
+// 8-byte fast path and its byte loop meet it, and compares with the
+// reference parser.
+func TestScannerStringsAgreeWithReference(t *testing.T) {
+	lim := Limits{MaxEventBytes: 1 << 16, MaxBatch: 10}
+	now := time.Now()
+	specials := []string{`\"`, `\\`, `\u00e9`, `\n`, "\x01", "\x1f", "\x7f", "é", "\xff", `\x`, `"`, `\u12`}
+	for _, sp := range specials {
+		for off := range 24 {
+			text := strings.Repeat("a", off) + sp + strings.Repeat("b", 17)
+			body := []byte(`{"name":"order.created","idempotency_key":"` + text + `","payload":{"id":"p","t":"` + text + `"}}`)
+			got, gotErr := ParseEvents(body, lim, now)
+			want, wantErr := refParseEvents(body, lim, now)
+			if (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("special %q at %d: parser %v, reference %v", sp, off, gotErr, wantErr)
+			}
+			if gotErr != nil {
+				continue
+			}
+			g, w := got.Events[0], want.Events[0]
+			if g.IdempotencyKey != w.IdempotencyKey || string(g.Payload) != string(w.Payload) {
+				t.Fatalf("special %q at %d: parser %+v, reference %+v", sp, off, g, w)
+			}
+		}
+	}
 }
