@@ -77,7 +77,8 @@ func FindMinIO() (string, error) {
 		dirs = append(dirs, gobin)
 	}
 	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		// One line each; GOBIN's is empty when unset.
+		lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 		if len(lines) == 2 {
 			if lines[0] != "" {
 				dirs = append(dirs, lines[0])
