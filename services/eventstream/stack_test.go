@@ -460,6 +460,45 @@ func TestLocalStack(t *testing.T) {
 		rcv.waitFor(t, "smoke-1", "smoke-2", "smoke-3")
 	})
 
+	t.Run("rejected event, then _retry", func(t *testing.T) {
+		rcv.setRefuse("reject-me", true)
+		ids := publish(t, s.BaseURL, s.Token, "reject-me")
+		var rejected struct {
+			RejectedEvents []struct {
+				ID string `json:"id"`
+			} `json:"rejected_events"`
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for len(rejected.RejectedEvents) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the endpoint's 400 did not produce a rejected event within 60s")
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval
+			if code := call(t, "GET", api+"/smoke-hook/rejected_events", s.Token, nil, &rejected); code != 200 {
+				t.Fatalf("rejected_events = %d", code)
+			}
+		}
+		if rejected.RejectedEvents[0].ID != ids[0] {
+			t.Fatalf("rejected %+v, want event %s", rejected.RejectedEvents, ids[0])
+		}
+		var ev struct {
+			Payload struct {
+				ID string `json:"id"`
+			} `json:"payload"`
+		}
+		if code := call(t, "GET", api+"/smoke-hook/rejected_events/"+ids[0], s.Token, nil, &ev); code != 200 || ev.Payload.ID != "reject-me" {
+			t.Errorf("rejected event = %d %+v", code, ev)
+		}
+		rcv.setRefuse("reject-me", false)
+		if code := call(t, "POST", api+"/smoke-hook/rejected_events/"+ids[0]+"/_retry", s.Token, nil, nil); code != 200 {
+			t.Errorf("_retry = %d", code)
+		}
+		rcv.waitFor(t, "reject-me")
+		if code := call(t, "GET", api+"/smoke-hook/rejected_events", s.Token, nil, &rejected); code != 200 || len(rejected.RejectedEvents) != 0 {
+			t.Errorf("after a successful _retry: %d %+v", code, rejected)
+		}
+	})
+
 	t.Run("delivered to S3", func(t *testing.T) {
 		waitForS3Lines(t, filepath.Join(e.dataDir, "s3", "buckets", "smoke-lake", "events", "demo"), "smoke-1", "smoke-2", "smoke-3")
 	})
@@ -544,13 +583,20 @@ func TestLocalStack(t *testing.T) {
 type receiver struct {
 	*httptest.Server
 	mu     sync.Mutex
-	byKey  map[string]int // payload.id → deliveries
+	byKey  map[string]int // payload.id → deliveries answered 200
 	tenant map[string]int
+	refuse map[string]bool // payload.id → answer 400
 	bad    []string
 }
 
+func (r *receiver) setRefuse(key string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refuse[key] = on
+}
+
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{byKey: map[string]int{}, tenant: map[string]int{}}
+	r := &receiver{byKey: map[string]int{}, tenant: map[string]int{}, refuse: map[string]bool{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var body struct {
 			Tenant      string `json:"tenant"`
@@ -570,6 +616,10 @@ func newReceiver(t *testing.T) *receiver {
 			r.bad = append(r.bad, "authorization header "+req.Header.Get("Authorization"))
 		case body.Name != "order.created" || body.PublishedAt == "":
 			r.bad = append(r.bad, fmt.Sprintf("body %+v", body))
+		}
+		if r.refuse[body.Payload.ID] {
+			http.Error(w, `{"error":"refused by the test"}`, http.StatusBadRequest)
+			return
 		}
 		r.byKey[body.Payload.ID]++
 		r.tenant[body.Tenant]++
