@@ -26,8 +26,9 @@ type Config struct {
 	// MaxFileAge closes a file this long after its first event, also when no
 	// further events arrive.
 	MaxFileAge time.Duration
-	// PartSize is the multipart chunk: the memory one open file holds. Files
-	// that end smaller than one part are stored with a single PutObject.
+	// PartSize is the multipart chunk. An open file holds up to two parts in
+	// memory (one uploading while the next fills). Files that end smaller
+	// than one part are stored with a single PutObject.
 	PartSize int64
 	// Endpoint overrides the AWS endpoint (MinIO and other S3-compatible
 	// stores, the embedded local server), e.g. http://127.0.0.1:9000.

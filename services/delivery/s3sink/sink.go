@@ -4,9 +4,11 @@
 //
 // A file starts with its first event and is closed at Config.MaxFileBytes or
 // Config.MaxFileAge after it started, whichever comes first; no event, no file.
-// An open file is streamed as a multipart upload, so it holds one part in
-// memory, not the whole file; files that end smaller than a part are written
-// with one PutObject. Events are reported Done (their offsets committable)
+// An open file is streamed as a multipart upload: a full part uploads in the
+// background while the next one fills, so an open file holds at most two
+// parts in memory (plus a few dozen bytes per event for its attempt rows),
+// never the whole file; files that end smaller than a part are written with
+// one PutObject. Events are reported Done (their offsets committable)
 // only after the object is complete, so a crash mid-file re-delivers them
 // into a later file: at least once, never lost.
 //
