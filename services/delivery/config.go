@@ -47,6 +47,10 @@ type Config struct {
 	// a final outcome, including those waiting for a retry
 	// (DELIVERY_MAX_IN_FLIGHT, 1000).
 	MaxInFlight int
+	// MaxInFlightBytes bounds the request bodies those records hold
+	// (DELIVERY_MAX_IN_FLIGHT_BYTES, 64 MiB); a single larger event still
+	// goes through, alone.
+	MaxInFlightBytes int
 	// MaxConcurrency is the most concurrent requests to one integration's
 	// endpoint (WEBHOOK_MAX_CONCURRENCY, 64); the adaptive limit moves
 	// between MinConcurrency (1) and it, starting at InitialConcurrency
@@ -126,6 +130,7 @@ func (c Config) WithDefaults() Config {
 	setDur(&c.StopPropagation, 2*time.Second)
 	setDur(&c.AttemptTimeout, webhook.DefaultTimeout)
 	setInt(&c.MaxInFlight, 1000)
+	setInt(&c.MaxInFlightBytes, 64<<20)
 	setInt(&c.MaxConcurrency, 64)
 	setInt(&c.MinConcurrency, 1)
 	setInt(&c.InitialConcurrency, min(4, c.MaxConcurrency))
@@ -182,6 +187,9 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		errs = append(errs, errors.New("DELIVERY_MAX_IN_FLIGHT: must be at least 1"))
 	}
+	if c.MaxInFlightBytes < 1 {
+		errs = append(errs, errors.New("DELIVERY_MAX_IN_FLIGHT_BYTES: must be positive"))
+	}
 	if c.MinConcurrency < 1 || c.MaxConcurrency < c.MinConcurrency ||
 		c.InitialConcurrency < c.MinConcurrency || c.InitialConcurrency > c.MaxConcurrency {
 		errs = append(errs, errors.New("WEBHOOK_*_CONCURRENCY: need 1 <= min <= initial <= max"))
@@ -225,7 +233,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 	}
 	ints := map[string]*int{
-		"DELIVERY_MAX_IN_FLIGHT": &c.MaxInFlight, "WEBHOOK_MAX_CONCURRENCY": &c.MaxConcurrency,
+		"DELIVERY_MAX_IN_FLIGHT": &c.MaxInFlight, "DELIVERY_MAX_IN_FLIGHT_BYTES": &c.MaxInFlightBytes,
+		"WEBHOOK_MAX_CONCURRENCY":     &c.MaxConcurrency,
 		"WEBHOOK_INITIAL_CONCURRENCY": &c.InitialConcurrency, "DELIVERY_MAX_RETRIES": &c.MaxRetries,
 		"WEBHOOK_MAX_RESPONSE_BODY": &c.MaxResponseBody,
 	}

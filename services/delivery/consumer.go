@@ -33,12 +33,13 @@ var (
 	errInterrupted = errors.New("integration interrupted")
 )
 
-// Partition buffer bounds: beyond partHigh records waiting for the sink, the
-// partition's fetching pauses until the buffer is back to partLow. Together
-// with maxPollRecords they bound a consumer's memory.
+// Partition buffer bounds: beyond partHigh records or partHighBytes of
+// record values waiting for the sink, the partition's fetching pauses until
+// the buffer is back under a quarter of both. Together with maxPollRecords
+// they bound a consumer's memory whatever the event sizes.
 const (
 	partHigh       = 1000
-	partLow        = 250
+	partHighBytes  = 8 << 20
 	maxPollRecords = 1000
 )
 
@@ -105,6 +106,7 @@ type partState struct {
 
 	mu       sync.Mutex
 	buf      []*kgo.Record
+	bufBytes int
 	wake     chan struct{} // cap 1
 	paused   bool
 	finished bool // a temporary integration's window ended here
@@ -218,7 +220,9 @@ func (c *consumer) run() error {
 	cfg := c.svc.cfg
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ClientID("eventstream-delivery"),
+		// The pool in the client id shows in broker logs and group
+		// descriptions which pool's worker holds a partition.
+		kgo.ClientID("eventstream-delivery." + cfg.Pool),
 		kgo.ConsumerGroup(c.group),
 		kgo.ConsumeTopics(c.topic),
 		// We commit ourselves, only offsets whose records have a final
@@ -465,7 +469,10 @@ func (ps *partState) push(recs []*kgo.Record) {
 		return
 	}
 	ps.buf = append(ps.buf, recs...)
-	if len(ps.buf) >= partHigh && !ps.paused {
+	for _, r := range recs {
+		ps.bufBytes += len(r.Value)
+	}
+	if (len(ps.buf) >= partHigh || ps.bufBytes >= partHighBytes) && !ps.paused {
 		ps.paused = true
 		ps.c.cl.PauseFetchPartitions(map[string][]int32{ps.c.topic: {ps.p}})
 	}
@@ -484,7 +491,8 @@ func (ps *partState) next() *kgo.Record {
 			r := ps.buf[0]
 			ps.buf[0] = nil
 			ps.buf = ps.buf[1:]
-			if ps.paused && len(ps.buf) <= partLow && !ps.finished {
+			ps.bufBytes -= len(r.Value)
+			if ps.paused && len(ps.buf) <= partHigh/4 && ps.bufBytes <= partHighBytes/4 && !ps.finished {
 				ps.paused = false
 				ps.c.cl.ResumeFetchPartitions(map[string][]int32{ps.c.topic: {ps.p}})
 			}
@@ -556,7 +564,7 @@ func (ps *partState) finish() {
 		return
 	}
 	ps.finished = true
-	ps.buf = nil
+	ps.buf, ps.bufBytes = nil, 0
 	ps.paused = true
 	ps.c.cl.PauseFetchPartitions(map[string][]int32{ps.c.topic: {ps.p}})
 }

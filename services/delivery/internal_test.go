@@ -184,3 +184,30 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("default pool: %+v, %v", cfg.PoolTenants, err)
 	}
 }
+
+func TestByteBudget(t *testing.T) {
+	b := newByteBudget(100)
+	ctx := context.Background()
+	if err := b.acquire(ctx, 250, nil); err != nil { // larger than the budget, alone: admitted
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if err := b.acquire(short, 1, nil); err == nil {
+		t.Fatal("acquired past the budget")
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.acquire(ctx, 60, nil) }()
+	b.release(250)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.acquire(ctx, 40, nil); err != nil { // 60+40 fits exactly
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if err := b.acquire(ctx, 1, stop); err != errSinkStopped {
+		t.Fatalf("acquire on a stopped sink = %v", err)
+	}
+}

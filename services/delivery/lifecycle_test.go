@@ -17,6 +17,7 @@ import (
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
 	"github.com/eventstream/eventstream/pkg/testenv"
+	"github.com/eventstream/eventstream/services/delivery"
 )
 
 // members returns the partitions each member of group is assigned.
@@ -39,6 +40,19 @@ func (e *env) members(group string) [][]int32 {
 			}
 		}
 		out = append(out, ps)
+	}
+	return out
+}
+
+// clients returns the client ids of group's members.
+func (e *env) clients(group string) []string {
+	described, err := e.adm.DescribeGroups(context.Background(), group)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range described[group].Members {
+		out = append(out, m.ClientID)
 	}
 	return out
 }
@@ -332,5 +346,76 @@ func TestSIGKILLedWorkerProcessLosesNothing(t *testing.T) {
 	}
 	if err := b.Wait(); err != nil {
 		t.Fatalf("worker B exit: %v", err)
+	}
+}
+
+func TestDeleteRemovesConsumerGroup(t *testing.T) {
+	e := newEnv(t, 2)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	e.startWorker(e.config())
+	evs := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, evs)
+	e.waitCommittedToEnd(e.group(in))
+	if err := e.store.DeleteIntegration(context.Background(), e.tenant, "erp-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the consumer group deleted", func() bool {
+		groups, err := e.adm.ListGroups(context.Background())
+		if err != nil {
+			return false
+		}
+		_, exists := groups[e.group(in)]
+		return !exists
+	})
+	// Re-registering the id starts a new generation: nothing is inherited,
+	// it starts from its registration.
+	again := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	if again.Generation == in.Generation {
+		t.Fatal("re-registration kept the generation")
+	}
+	more := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, more)
+	e.waitCommittedToEnd(e.group(again))
+	if d := rcv.duplicates(); d != 0 {
+		t.Fatalf("re-registered integration redelivered %d old events", d)
+	}
+}
+
+func TestPoolsServeOnlyTheirTenants(t *testing.T) {
+	e := newEnv(t, 2)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	star := e.config() // the "*" pool
+	stopStar := e.startWorker(star)
+	first := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, first)
+	if c := e.clients(e.group(in)); len(c) != 1 || c[0] != "eventstream-delivery.default" {
+		t.Fatalf("group members %v, want the * pool's worker", c)
+	}
+
+	big := e.config()
+	big.Pool, big.PoolTenants = "big", []string{e.tenant}
+	e.startWorker(big)
+	// The claim moves the tenant: the "*" worker's consumer leaves, the big
+	// pool's stays; stopping the "*" worker then changes nothing.
+	waitFor(t, 30*time.Second, "the big pool alone in the group", func() bool {
+		c := e.clients(e.group(in))
+		return len(c) == 1 && c[0] == "eventstream-delivery.big"
+	})
+	stopStar()
+	second := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, second)
+	e.waitCommittedToEnd(e.group(in))
+
+	// A second pool claiming the same tenant is refused at start.
+	other := e.config()
+	other.Pool, other.PoolTenants = "other", []string{e.tenant}
+	svc, err := delivery.New(other, e.store, e.db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Run(context.Background()); !errors.Is(err, catalog.ErrConflict) {
+		t.Fatalf("second claim: Run = %v, want ErrConflict", err)
 	}
 }

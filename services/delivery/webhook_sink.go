@@ -48,6 +48,7 @@ type webhookSink struct {
 	metrics *instruments
 
 	window chan struct{} // one token per record held
+	bytes  *byteBudget   // the bodies those records hold
 	ready  chan *job     // capacity MaxInFlight: a send never blocks
 
 	// runCtx ends on Close or interrupt: no attempt starts after that.
@@ -87,6 +88,7 @@ func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected Re
 		lim:  newLimiter(cfg.MinConcurrency, cfg.InitialConcurrency, cfg.MaxConcurrency),
 		gate: gate, log: log, metrics: workerMetrics(),
 		window: make(chan struct{}, cfg.MaxInFlight),
+		bytes:  newByteBudget(int64(cfg.MaxInFlightBytes)),
 		ready:  make(chan *job, cfg.MaxInFlight),
 		runCtx: runCtx, stop: stop, hardCtx: hardCtx, hardCancel: hardCancel,
 		fin: newTracker(),
@@ -111,6 +113,13 @@ func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
 		return errSinkStopped
 	}
 	j := &job{rec: r, ctx: ctx, body: events.AppendBody(nil, r.Event), retriesLeft: s.cfg.MaxRetries}
+	// The body holds the payload now; the attempt rows need only the
+	// event's identity, so the decoded payload is not kept twice.
+	r.Event.Payload = nil
+	if err := s.bytes.acquire(ctx, int64(len(j.body)), s.runCtx.Done()); err != nil {
+		<-s.window
+		return err
+	}
 	s.seqMu.Lock()
 	j.seq = s.nextSeq
 	s.nextSeq++
@@ -375,6 +384,7 @@ func backoff(base, maxWait time.Duration, n int) time.Duration {
 // finish releases j's window slot and counts it finished for Flush. Every job
 // is finished exactly once.
 func (s *webhookSink) finish(j *job) {
+	s.bytes.release(int64(len(j.body)))
 	<-s.window
 	s.seqMu.Lock()
 	s.fin.done(j.seq)
@@ -397,4 +407,44 @@ func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(a)
 	stop := context.AfterFunc(b, cancel)
 	return ctx, func() { stop(); cancel() }
+}
+
+// byteBudget is a semaphore over bytes. A request larger than the whole
+// budget is admitted when nothing else is held, so it cannot wait forever.
+type byteBudget struct {
+	mu        sync.Mutex
+	max, used int64
+	wake      chan struct{}
+}
+
+func newByteBudget(max int64) *byteBudget {
+	return &byteBudget{max: max, wake: make(chan struct{})}
+}
+
+func (b *byteBudget) acquire(ctx context.Context, n int64, stop <-chan struct{}) error {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.max {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		wake := b.wake
+		b.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-stop:
+			return errSinkStopped
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.wake)
+	b.wake = make(chan struct{})
+	b.mu.Unlock()
 }
