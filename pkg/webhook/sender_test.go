@@ -71,7 +71,7 @@ func TestSendHeadersBodyAndSignature(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		ch <- got{r.Header.Clone(), b}
 		w.WriteHeader(http.StatusAccepted)
-		io.WriteString(w, strings.Repeat("x", 5000))
+		_, _ = io.WriteString(w, strings.Repeat("x", 5000))
 	}))
 	defer srv.Close()
 
@@ -258,7 +258,7 @@ func TestGuardCheck(t *testing.T) {
 func TestConnectionReuse(t *testing.T) {
 	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, strings.Repeat("y", 10000)) // longer than the kept body: drained for reuse
+		_, _ = io.WriteString(w, strings.Repeat("y", 10000)) // longer than the kept body: drained for reuse
 	}))
 	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {

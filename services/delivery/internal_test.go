@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -207,7 +208,7 @@ func TestByteBudget(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	close(stop)
-	if err := b.acquire(ctx, 1, stop); err != errSinkStopped {
+	if err := b.acquire(ctx, 1, stop); !errors.Is(err, errSinkStopped) {
 		t.Fatalf("acquire on a stopped sink = %v", err)
 	}
 }
