@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+
+	"github.com/eventstream/eventstream/pkg/events"
 )
 
 // maxDepth is encoding/json's nesting limit; the scanner refuses deeper
@@ -270,9 +272,9 @@ const (
 // plain8 reports whether none of the 8 bytes in x is a quote, a backslash, a
 // control character or non-ASCII (the classic "has zero byte" bit tricks).
 func plain8(x uint64) bool {
-	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	special := hasZero(x^(ones*'"')) | hasZero(x^(ones*'\\')) | (x-ones*0x20)&^x&highs | x&highs
-	return special == 0
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return ((q-ones)&^q|(bs-ones)&^bs|(x-ones*0x20)&^x|x)&highs == 0
 }
 
 func isHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' }
@@ -407,4 +409,31 @@ func (s *scanner) payload(depth int, we *wireEvent) {
 	}
 	we.Payload = s.b[start:s.p]
 	we.payloadScanned, we.payloadID, we.payloadASCII = true, id, !s.high
+}
+
+// knownNames maps each registered event name to one shared string, so the
+// "name" of an event costs no allocation.
+var knownNames = func() map[string]*string {
+	m := map[string]*string{}
+	for _, n := range events.Names() {
+		m[n] = &n
+	}
+	return m
+}()
+
+// optName is optString for "name": a registered name comes from knownNames.
+// The shared strings are never written through these pointers.
+func (s *scanner) optName(depth int, typeErr *string) *string {
+	if s.b[s.p] == '"' {
+		start := s.p
+		slow, ok := s.str()
+		if !ok {
+			return nil
+		}
+		if p, known := knownNames[string(s.b[start+1:s.p-1])]; known && !slow {
+			return p
+		}
+		s.p = start // decode it the general way
+	}
+	return s.optString("name", depth, typeErr)
 }

@@ -140,7 +140,7 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: CodeEventTooLarge,
 				Message: fmt.Sprintf("event: %d bytes, more than the %d-byte limit per event", len(body), lim.MaxEventBytes)}
 		}
-		ev := validate(we, "", now)
+		ev := validate(we, -1, now)
 		if ev.Err != nil {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: ev.Err.Code, Message: ev.Err.Message}
 		}
@@ -160,16 +160,15 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 	req.Events = make([]Event, len(top.items))
 	for i := range top.items {
 		it := &top.items[i]
-		prefix := "events[" + strconv.Itoa(i) + "]"
 		switch {
 		case it.end-it.start > lim.MaxEventBytes:
-			req.Events[i] = invalid(CodeEventTooLarge, "%s: %d bytes, more than the %d-byte limit per event", prefix, it.end-it.start, lim.MaxEventBytes)
+			req.Events[i] = invalid(CodeEventTooLarge, "%s: %d bytes, more than the %d-byte limit per event", eventRef(i).item(), it.end-it.start, lim.MaxEventBytes)
 		case !it.isObject:
-			req.Events[i] = invalid(CodeInvalidJSON, "%s: must be a JSON object", prefix)
+			req.Events[i] = invalid(CodeInvalidJSON, "%s: must be a JSON object", eventRef(i).item())
 		case it.obj.structErr != "":
-			req.Events[i] = invalid(CodeInvalidJSON, "%s: %s", prefix, it.obj.structErr)
+			req.Events[i] = invalid(CodeInvalidJSON, "%s: %s", eventRef(i).item(), it.obj.structErr)
 		default:
-			req.Events[i] = validate(&it.obj.we, prefix+".", now)
+			req.Events[i] = validate(&it.obj.we, eventRef(i), now)
 		}
 	}
 	return req, nil
@@ -188,7 +187,7 @@ func (s *scanner) eventObject(o *object, depth int, top bool, keep int) {
 	for s.nextMember(&first) {
 		switch {
 		case s.keyIs("name"):
-			o.we.Name = s.optString("name", depth, &o.structErr)
+			o.we.Name = s.optName(depth, &o.structErr)
 		case s.keyIs("published_at"):
 			o.we.PublishedAt = s.optString("published_at", depth, &o.structErr)
 		case s.keyIs("idempotency_key"):
@@ -255,25 +254,40 @@ func (s *scanner) events(o *object, depth int, keep int) {
 	}
 }
 
-// validate checks one decoded event; prefix names it in messages ("events[3].").
-func validate(we *wireEvent, prefix string, now time.Time) Event {
+// eventRef names an event in messages: -1 is the single event of a body,
+// i >= 0 is events[i] of a batch. Names are only built for errors.
+type eventRef int
+
+// String is the field prefix: "" or "events[3].".
+func (r eventRef) String() string {
+	if r < 0 {
+		return ""
+	}
+	return r.item() + "."
+}
+
+// item is "events[3]".
+func (r eventRef) item() string { return "events[" + strconv.Itoa(int(r)) + "]" }
+
+// validate checks one decoded event; ref names it in messages.
+func validate(we *wireEvent, ref eventRef, now time.Time) Event {
 	var ev Event
 	switch {
 	case we.Name == nil:
-		return invalid(CodeMissingField, "%sname: required", prefix)
+		return invalid(CodeMissingField, "%sname: required", ref)
 	case !events.IsKnownName(*we.Name):
-		return invalid(CodeUnknownEventName, "%sname: unknown event name %s", prefix, quote(*we.Name))
+		return invalid(CodeUnknownEventName, "%sname: unknown event name %s", ref, quote(*we.Name))
 	}
 	ev.Name = *we.Name
 	ev.EntityType, _ = events.EntityType(ev.Name)
 
 	switch p := bytes.TrimSpace(we.Payload); {
 	case len(p) == 0 || string(p) == "null":
-		return invalid(CodeMissingField, "%spayload: required (a JSON object)", prefix)
+		return invalid(CodeMissingField, "%spayload: required (a JSON object)", ref)
 	case p[0] != '{':
-		return invalid(CodeInvalidPayload, "%spayload: must be a JSON object", prefix)
+		return invalid(CodeInvalidPayload, "%spayload: must be a JSON object", ref)
 	case !we.payloadASCII && !utf8.Valid(p):
-		return invalid(CodeInvalidPayload, "%spayload: must be valid UTF-8", prefix)
+		return invalid(CodeInvalidPayload, "%spayload: must be valid UTF-8", ref)
 	default:
 		ev.Payload = p
 	}
@@ -282,51 +296,50 @@ func validate(we *wireEvent, prefix string, now time.Time) Event {
 	if we.PublishedAt != nil {
 		t, err := time.Parse(time.RFC3339Nano, *we.PublishedAt)
 		if err != nil {
-			return invalid(CodeInvalidTimestamp, "%spublished_at: %s is not an RFC 3339 timestamp (e.g. 2024-05-01T12:00:00Z)", prefix, quote(*we.PublishedAt))
+			return invalid(CodeInvalidTimestamp, "%spublished_at: %s is not an RFC 3339 timestamp (e.g. 2024-05-01T12:00:00Z)", ref, quote(*we.PublishedAt))
 		}
 		// Outside years 1..9999 (in UTC) a protobuf Timestamp is invalid.
 		if y := t.UTC().Year(); y < 1 || y > 9999 {
-			return invalid(CodeInvalidTimestamp, "%spublished_at: %s is out of range", prefix, quote(*we.PublishedAt))
+			return invalid(CodeInvalidTimestamp, "%spublished_at: %s is out of range", ref, quote(*we.PublishedAt))
 		}
 		ev.PublishedAt = t
 	}
 
+	// Both keys default to payload.id, read at most once.
 	var payloadID string
 	var idErr error
-	loadID := func() {
-		switch {
-		case payloadID != "" || idErr != nil:
-		case we.payloadScanned:
+	if we.DomainEntityID == nil || we.IdempotencyKey == nil {
+		if we.payloadScanned {
 			payloadID, idErr = events.IDValue(we.payloadID)
-		default:
+		} else {
 			payloadID, idErr = events.PayloadID(ev.Payload)
 		}
 	}
-	for _, k := range []struct {
-		field string
-		given *string
-		dst   *string
-	}{
-		{"domain_entity_id", we.DomainEntityID, &ev.DomainEntityID},
-		{"idempotency_key", we.IdempotencyKey, &ev.IdempotencyKey},
-	} {
-		if k.given != nil {
-			if err := events.CheckKey(*k.given); err != nil {
-				return invalid(CodeInvalidKey, "%s%s: %v", prefix, k.field, err)
-			}
-			*k.dst = *k.given
-			continue
-		}
-		loadID()
-		switch {
-		case errors.Is(idErr, events.ErrNoPayloadID):
-			return invalid(CodeInvalidKey, "%s%s: required when payload.id is absent", prefix, k.field)
-		case idErr != nil:
-			return invalid(CodeInvalidKey, "%s%v (it is the default %s)", prefix, idErr, k.field)
-		}
-		*k.dst = payloadID
+	var bad *EventError
+	if ev.DomainEntityID, bad = eventKey("domain_entity_id", we.DomainEntityID, payloadID, idErr, ref); bad != nil {
+		return Event{Err: bad}
+	}
+	if ev.IdempotencyKey, bad = eventKey("idempotency_key", we.IdempotencyKey, payloadID, idErr, ref); bad != nil {
+		return Event{Err: bad}
 	}
 	return ev
+}
+
+// eventKey is the given key, checked, or else payload.id (or why neither works).
+func eventKey(field string, given *string, payloadID string, idErr error, ref eventRef) (string, *EventError) {
+	if given != nil {
+		if err := events.CheckKey(*given); err != nil {
+			return "", invalid(CodeInvalidKey, "%s%s: %v", ref, field, err).Err
+		}
+		return *given, nil
+	}
+	switch {
+	case errors.Is(idErr, events.ErrNoPayloadID):
+		return "", invalid(CodeInvalidKey, "%s%s: required when payload.id is absent", ref, field).Err
+	case idErr != nil:
+		return "", invalid(CodeInvalidKey, "%s%v (it is the default %s)", ref, idErr, field).Err
+	}
+	return payloadID, nil
 }
 
 func invalid(code, format string, args ...any) Event {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +58,7 @@ func refParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: CodeEventTooLarge,
 				Message: fmt.Sprintf("event: %d bytes, more than the %d-byte limit per event", len(body), lim.MaxEventBytes)}
 		}
-		ev := validate(&we, "", now)
+		ev := validate(&we, -1, now)
 		if ev.Err != nil {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: ev.Err.Code, Message: ev.Err.Message}
 		}
@@ -79,13 +78,13 @@ func refParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 	req.Batch = true
 	req.Events = make([]Event, len(items))
 	for i, raw := range items {
-		prefix := "events[" + strconv.Itoa(i) + "]"
-		req.Events[i] = refParseItem(raw, prefix, lim, now)
+		req.Events[i] = refParseItem(raw, eventRef(i), lim, now)
 	}
 	return req, nil
 }
 
-func refParseItem(raw json.RawMessage, prefix string, lim Limits, now time.Time) Event {
+func refParseItem(raw json.RawMessage, ref eventRef, lim Limits, now time.Time) Event {
+	prefix := ref.item()
 	if len(raw) > lim.MaxEventBytes {
 		return invalid(CodeEventTooLarge, "%s: %d bytes, more than the %d-byte limit per event", prefix, len(raw), lim.MaxEventBytes)
 	}
@@ -96,7 +95,7 @@ func refParseItem(raw json.RawMessage, prefix string, lim Limits, now time.Time)
 	if err := httpapi.DecodeStrict(raw, &we); err != nil {
 		return invalid(CodeInvalidJSON, "%s: %s", prefix, err.Error())
 	}
-	return validate(&we, prefix+".", now)
+	return validate(&we, ref, now)
 }
 
 // FuzzParseEventsMatchesReference checks the hand-written parser against the
