@@ -172,11 +172,15 @@ func (s *Server) publish(c echo.Context) error {
 			continue
 		}
 		id := events.EventID(tenant, ev.Name, ev.IdempotencyKey).String()
+		published := ingested // the default: one shared, read-only Timestamp
+		if !ev.PublishedAt.Equal(now) {
+			published = timestamppb.New(ev.PublishedAt)
+		}
 		rec, err := enc.Encode(&eventspb.Event{
 			EventId:        id,
 			Tenant:         tenant,
 			Name:           ev.Name,
-			PublishedAt:    timestamppb.New(ev.PublishedAt),
+			PublishedAt:    published,
 			Payload:        ev.Payload,
 			EntityType:     ev.EntityType,
 			DomainEntityId: ev.DomainEntityID,
