@@ -83,12 +83,12 @@ func Start(ctx context.Context, dir, addr string, opts ...Option) (*Server, erro
 		// problem a test or a developer wants to debug here.
 		gofakes3.WithTimeSkewLimit(0),
 	)
-	var h http.Handler = faker.Server()
+	h := faker.Server()
 	if len(o.creds) > 0 {
 		h = &authHandler{creds: o.creds, next: h}
 	}
 
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}

@@ -76,7 +76,7 @@ func FindMinIO() (string, error) {
 	if gobin := os.Getenv("GOBIN"); gobin != "" {
 		dirs = append(dirs, gobin)
 	}
-	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
+	if out, err := exec.CommandContext(context.Background(), "go", "env", "GOBIN", "GOPATH").Output(); err == nil {
 		// One line each; GOBIN's is empty when unset.
 		lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 		if len(lines) == 2 {
@@ -106,7 +106,7 @@ func isExecutable(p string) bool {
 // freePort reserves a loopback port by binding and releasing it. Another
 // process could take it in between; startMinIO retries on a new port then.
 func freePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
@@ -142,7 +142,8 @@ func startMinIOOnce(bin string) (*MinIOServer, error) {
 		Region:    "us-east-1",
 	}
 	var logs bytes.Buffer
-	cmd := exec.Command(bin, "server", "--quiet", "--address", addr, filepath.Join(dir, "data"))
+	// Stopped by stop below (SIGINT, then SIGKILL), not by a context.
+	cmd := exec.CommandContext(context.Background(), bin, "server", "--quiet", "--address", addr, filepath.Join(dir, "data"))
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+srv.AccessKey,
 		"MINIO_ROOT_PASSWORD="+srv.SecretKey,
@@ -176,7 +177,7 @@ func startMinIOOnce(bin string) (*MinIOServer, error) {
 	defer cancel()
 	if err := waitReady(ctx, srv.Endpoint, exited); err != nil {
 		stop()
-		return nil, fmt.Errorf("%w (exit: %v); minio output:\n%s", err, waitErr, logs.String())
+		return nil, fmt.Errorf("%w (exit: %w); minio output:\n%s", err, waitErr, logs.String())
 	}
 	onShutdown(stop)
 	return srv, nil

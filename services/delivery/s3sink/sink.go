@@ -340,7 +340,10 @@ func (s *Sink) Close(ctx context.Context) error {
 	f.timer.Stop()
 	if f.inflight != nil {
 		select {
-		case <-f.inflight: // quick: runCtx is cancelled
+		case err := <-f.inflight: // quick: runCtx is cancelled
+			if err != nil && !errors.Is(err, errClosed) && !errors.Is(err, ErrInterrupted) {
+				s.log.Warn("uploading a part while closing", "key", f.key, "err", err)
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
