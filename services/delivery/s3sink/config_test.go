@@ -78,3 +78,23 @@ func FuzzParseBytes(f *testing.F) {
 		}
 	})
 }
+
+func FuzzObjectKey(f *testing.F) {
+	for _, p := range []string{"", "/", "exports/", "//a//b//", "/tmp", "x"} {
+		f.Add(p, "acme")
+	}
+	f.Fuzz(func(t *testing.T, prefix, tenant string) {
+		if tenant == "" || strings.Contains(tenant, "/") {
+			return // tenants are validated names without slashes
+		}
+		key := s3sink.ObjectKey(prefix, tenant, time.UnixMilli(1773479406750), "1234a")
+		trimmed := strings.Trim(prefix, "/")
+		want := tenant + "/1773479406750-data-1234a.export"
+		if trimmed != "" {
+			want = trimmed + "/" + want
+		}
+		if key != want || strings.HasPrefix(key, "/") {
+			t.Fatalf("ObjectKey(%q, %q) = %q, want %q", prefix, tenant, key, want)
+		}
+	})
+}
