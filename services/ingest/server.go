@@ -162,6 +162,31 @@ func (s *Server) publish(c echo.Context) error {
 		return err
 	}
 
+	recs, ids, err := records(ctx, tenant, req, now)
+	if err != nil {
+		return err
+	}
+	invalid := len(req.Events) - len(recs)
+	if invalid > 0 {
+		s.events.Add(ctx, int64(invalid), metric.WithAttributes(attribute.String("outcome", "invalid")))
+	}
+	if len(recs) == 0 {
+		return c.JSONBlob(http.StatusBadRequest, allInvalidBody(req, httpapi.RequestID(c)))
+	}
+	if err := s.produce(ctx, recs); err != nil {
+		s.events.Add(ctx, int64(len(recs)), metric.WithAttributes(attribute.String("outcome", "failed")))
+		return err
+	}
+	s.events.Add(ctx, int64(len(recs)), metric.WithAttributes(attribute.String("outcome", "accepted")))
+	if !req.Batch {
+		return c.JSONBlob(http.StatusAccepted, append(append([]byte(`{"event_id":"`), ids[0]...), `"}`...))
+	}
+	return c.JSONBlob(http.StatusAccepted, batchBody(req, ids, len(recs), invalid))
+}
+
+// records builds the Kafka records of the valid events of req, and their
+// event ids (by index; "" for invalid events).
+func records(ctx context.Context, tenant string, req *Request, now time.Time) ([]*kgo.Record, []string, error) {
 	recs := make([]*kgo.Record, 0, len(req.Events))
 	ids := make([]string, len(req.Events))
 	ingested := timestamppb.New(now)
@@ -188,27 +213,12 @@ func (s *Server) publish(c echo.Context) error {
 			IngestedAt:     ingested,
 		})
 		if err != nil {
-			return fmt.Errorf("encoding event %d: %w", i, err)
+			return nil, nil, fmt.Errorf("encoding event %d: %w", i, err)
 		}
 		ids[i] = id
 		recs = append(recs, rec)
 	}
-	invalid := len(req.Events) - len(recs)
-	if invalid > 0 {
-		s.events.Add(ctx, int64(invalid), metric.WithAttributes(attribute.String("outcome", "invalid")))
-	}
-	if len(recs) == 0 {
-		return c.JSONBlob(http.StatusBadRequest, allInvalidBody(req, httpapi.RequestID(c)))
-	}
-	if err := s.produce(ctx, recs); err != nil {
-		s.events.Add(ctx, int64(len(recs)), metric.WithAttributes(attribute.String("outcome", "failed")))
-		return err
-	}
-	s.events.Add(ctx, int64(len(recs)), metric.WithAttributes(attribute.String("outcome", "accepted")))
-	if !req.Batch {
-		return c.JSONBlob(http.StatusAccepted, append(append([]byte(`{"event_id":"`), ids[0]...), `"}`...))
-	}
-	return c.JSONBlob(http.StatusAccepted, batchBody(req, ids, len(recs), invalid))
+	return recs, ids, nil
 }
 
 // readBody reads the request body into a buffer of its declared length:
