@@ -48,9 +48,10 @@ var ingressRoutes = []route{
 }
 
 // newRouter returns the base URL's handler: ingress routes, each service's
-// OpenAPI document, /healthz (the stack is up) and /readyz (every embedded
-// service is ready).
-func newRouter(services []Service) http.Handler {
+// OpenAPI document, /healthz (the stack is up), /readyz (every embedded
+// service is ready) and /metrics (when metrics is not nil; the process's
+// Prometheus metrics, every service's included).
+func newRouter(services []Service, metrics http.Handler) http.Handler {
 	byName := map[string]Service{}
 	for _, s := range services {
 		byName[s.Name] = s
@@ -95,6 +96,8 @@ func newRouter(services []Service) http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		case p == "/readyz":
 			ready(w, r, services)
+		case p == "/metrics" && metrics != nil:
+			metrics.ServeHTTP(w, r)
 		case strings.HasPrefix(p, "/openapi/") && strings.HasSuffix(p, ".json"):
 			name := strings.TrimSuffix(strings.TrimPrefix(p, "/openapi/"), ".json")
 			s, ok := byName[name]
@@ -163,7 +166,7 @@ func index(w http.ResponseWriter, services []Service) {
 		"name":    "Event Stream local stack",
 		"routes":  routes,
 		"openapi": docs,
-		"health":  []string{"/healthz", "/readyz"},
+		"health":  []string{"/healthz", "/readyz", "/metrics"},
 	})
 }
 

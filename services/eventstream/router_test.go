@@ -27,7 +27,9 @@ func TestRouter(t *testing.T) {
 		{Name: "ingest", Prefixes: []string{"/v1/events"}, Handler: echoService("ingest", 503)},
 		{Name: "console", Prefixes: []string{"/console"}, Handler: echoService("console", 200)},
 		{Name: "worker"}, // no HTTP
-	})
+	}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"service": "metrics", "path": r.URL.Path})
+	}))
 	tests := []struct {
 		path        string
 		wantStatus  int
@@ -46,6 +48,7 @@ func TestRouter(t *testing.T) {
 		{"/openapi/worker.json", 404, "", "", "not_found"},
 		{"/openapi/nope.json", 404, "", "", "not_found"},
 		{"/healthz", 200, "", "", ""},
+		{"/metrics", 200, "metrics", "/metrics", ""},
 		{"/readyz", 503, "", "", ""},
 		{"/elsewhere", 404, "", "", "not_found"},
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/pgserver"
 	"github.com/eventstream/eventstream/pkg/secrets"
+	"github.com/eventstream/eventstream/pkg/telemetry"
 )
 
 // databaseName is the database the local stack creates in its own cluster.
@@ -105,6 +106,17 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 		return err
 	}
 	store := catalog.New(pool, box)
+	// Telemetry before the services: they create their instruments in New.
+	// Metrics are served at /metrics; OTEL_EXPORTER_OTLP_ENDPOINT exports too.
+	tel, err := telemetry.Setup(ctx, telemetry.ConfigFromEnv("eventstream", env))
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(flushCtx)
+	})
 	d := deps{getenv: env, pool: pool, store: store, brokers: brokers, s3Endpoint: s3Endpoint, log: s.log, topics: s.cfg}
 	services, err := buildServices(ctx, d)
 	if err != nil {
@@ -124,7 +136,7 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listening on %s (set EVENTSTREAM_ADDR to use another address): %w", s.cfg.Addr, err)
 	}
 	baseURL := "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: newRouter(services), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: newRouter(services, tel.MetricsHandler()), ReadHeaderTimeout: 10 * time.Second}
 
 	// Everything long-running shares one context: the first to fail stops the rest.
 	runCtx, cancel := context.WithCancelCause(ctx)

@@ -499,6 +499,13 @@ func TestLocalStack(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		body := get(t, s.BaseURL+"/metrics")
+		if !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "\neventstream_") {
+			t.Errorf("/metrics lacks the process's or the services' metrics:\n%.2000s", body)
+		}
+	})
+
 	t.Run("delivered to S3", func(t *testing.T) {
 		waitForS3Lines(t, filepath.Join(e.dataDir, "s3", "buckets", "smoke-lake", "events", "demo"), "smoke-1", "smoke-2", "smoke-3")
 	})
