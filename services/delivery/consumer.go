@@ -113,6 +113,11 @@ type partState struct {
 
 	released  atomic.Bool
 	committed int64 // guarded by c.mu
+	// releasing (guarded by c.mu) is set by the release that owns giving
+	// the partition up; releaseDone closes when it has. A concurrent
+	// release (a revocation racing the shutdown) waits for it.
+	releasing   bool
+	releaseDone chan struct{}
 
 	// For the lag gauge: the partition's high watermark at the last fetch
 	// and the first offset this assignment saw.
@@ -325,7 +330,8 @@ func (c *consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int
 		}
 		ctx, cancel := context.WithCancel(c.ctx)
 		ps := &partState{c: c, p: p, ctx: ctx, cancel: cancel, quit: make(chan struct{}),
-			exited: make(chan struct{}), tr: newTracker(), wake: make(chan struct{}, 1), committed: -1}
+			exited: make(chan struct{}), tr: newTracker(), wake: make(chan struct{}, 1), committed: -1,
+			releaseDone: make(chan struct{})}
 		ps.firstOffset.Store(-1)
 		c.parts[p] = ps
 		go ps.feed()
@@ -337,14 +343,29 @@ func (c *consumer) assigned(_ context.Context, _ *kgo.Client, m map[string][]int
 // starts), commit their finished offsets when commit is set, and forget
 // them: nothing is committed for them afterwards.
 func (c *consumer) release(partitions []int32, commit, abandon bool) {
-	var list []*partState
+	var list, others []*partState
 	c.mu.Lock()
 	for _, p := range partitions {
-		if ps := c.parts[p]; ps != nil && !ps.released.Load() {
+		ps := c.parts[p]
+		switch {
+		case ps == nil || ps.released.Load():
+		case ps.releasing:
+			others = append(others, ps)
+		default:
+			ps.releasing = true
 			list = append(list, ps)
 		}
 	}
 	c.mu.Unlock()
+	defer func() {
+		for _, ps := range list {
+			close(ps.releaseDone)
+		}
+		// Return only once every named partition is given up, whoever did it.
+		for _, ps := range others {
+			<-ps.releaseDone
+		}
+	}()
 	if len(list) == 0 {
 		return
 	}

@@ -137,7 +137,7 @@ func (e *env) config() delivery.Config {
 		ResyncInterval:   2 * time.Second,
 		RetryBase:        5 * time.Millisecond,
 		RetryMax:         40 * time.Millisecond,
-		SessionTimeout:   time.Second,
+		SessionTimeout:   3 * time.Second,
 		RebalanceTimeout: 6 * time.Second,
 		CommitInterval:   50 * time.Millisecond,
 		DrainTimeout:     2 * time.Second,
