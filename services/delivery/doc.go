@@ -1,4 +1,64 @@
 // Package delivery runs the delivery workers: for each running integration of
 // the tenants in its pool, one Kafka consumer group feeding a Sink (webhook or
 // S3), committing offsets only for records whose outcome is final.
+//
+// # Pools
+//
+// A worker serves a pool (Config.Pool, Config.PoolTenants). A pool with an
+// explicit tenant list records its claim in the catalog when it starts
+// (delivery_pool_claims; a tenant claimed by two pools is refused); the "*"
+// pool serves every tenant no pool claimed. Replicas of one pool share each
+// integration's partitions through the consumer group.
+//
+// # Supervisor
+//
+// Service.Run LISTENs on the catalog's eventstream_integrations channel and,
+// on every notification and every StopPropagation/4, reads the state of every
+// integration of the pool (one query, no secrets): it starts consumers for
+// running integrations, stops those of stopped, deleted or changed ones, and
+// confirms the rest. Every ResyncInterval it also reloads every running
+// integration's configuration. A janitor deletes completed temporary
+// integrations after TemporaryRetention and consumer groups whose
+// registration is gone.
+//
+// # Stop bound
+//
+// After _stop returns, no new attempt starts later than StopPropagation: the
+// NOTIFY stops the consumer within milliseconds, and independently an attempt
+// only starts while the last catalog read that saw the integration running
+// began less than StopPropagation ago (so a lost notification or an
+// unreachable catalog pauses delivery rather than overrunning a stop).
+// Attempts already in flight finish and are recorded.
+//
+// # Consumer
+//
+// One franz-go group consumer per integration run, group
+// "eventstream.<tenant>.<id>.<generation>[.<epoch>]", with autocommit off and
+// BlockRebalanceOnPoll. Polled records go to a bounded buffer per partition
+// (fetching pauses when it is full) and a feeder per partition hands them to
+// the sink in offset order. Records the integration does not want (filters,
+// outside its time window) are final at once. A committer commits per
+// partition the offset below the oldest record without a final outcome; on
+// revocation the partition is drained (bounded), committed and forgotten, so
+// nothing is committed for it afterwards; a lost partition commits nothing.
+//
+// A group without commits starts at the integration's start: offsets_reset_at
+// after a long stop, else starts_at, else the registration time. A start more
+// than OffsetRetention after the stop bumps the group epoch (a fresh group)
+// and starts from the start time, logging it. Temporary integrations deliver
+// records stamped within [starts_at, ends_at] and stop themselves
+// (integration_completed) once the group's commits pass the window's end on
+// every partition.
+//
+// # Webhook sink
+//
+// Records wait in a bounded window (MaxInFlight records, MaxInFlightBytes of
+// bodies); a fixed pool of workers attempts them under an adaptive (AIMD)
+// concurrency limit that grows while 2xx answers come fast and halves on 429,
+// 5xx, timeouts and connection errors, and pauses for Retry-After. 2xx is
+// delivered; 400 stores a rejected event (at the limit the integration stops,
+// nothing is dropped); anything else is retried with exponential backoff and
+// full jitter, logging retry_triggered, until MaxRetries retries failed: then
+// the integration stops and the record stays uncommitted, so a _start resumes
+// with it. Every attempt is one publish_attempts row, written in batches.
 package delivery

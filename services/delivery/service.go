@@ -136,15 +136,17 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { writerDone <- s.attempts.Run(writerCtx) }()
 	go s.listen(ctx)
 
+	janitorDone := make(chan struct{})
+	go func() { defer close(janitorDone); s.janitor(ctx) }()
+
+	// The supervisor loop only reads the catalog and starts/stops consumers,
+	// so it confirms running integrations every StopPropagation/4 without
+	// being held up by slower housekeeping (the janitor's).
 	poll := time.NewTicker(max(s.cfg.StopPropagation/4, 10*time.Millisecond))
 	defer poll.Stop()
 	resync := time.NewTicker(s.cfg.ResyncInterval)
 	defer resync.Stop()
-	retention := time.NewTicker(min(retentionInterval, s.cfg.TemporaryRetention/2))
-	defer retention.Stop()
-
-	s.resync(ctx)
-	s.retention(ctx)
+	s.pollStates(ctx, true)
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -153,15 +155,12 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-poll.C:
 			s.pollStates(ctx, false)
 		case <-resync.C:
-			s.resync(ctx)
-		case <-retention.C:
-			s.retention(ctx)
-		case <-s.cleanup:
-			s.cleanupGroups(ctx)
+			s.pollStates(ctx, true)
 		case c := <-s.exited:
 			s.onExit(c)
 		}
 	}
+	<-janitorDone
 
 	s.log.Info("shutting down: draining consumers", "consumers", len(s.consumers))
 	for _, c := range s.consumers {
@@ -407,11 +406,28 @@ func (s *Service) onExit(c *consumer) {
 	s.pokeNow()
 }
 
-// resync re-reads everything: the pool claim, every state, every running
-// integration's configuration, and cleans up orphaned groups.
-func (s *Service) resync(ctx context.Context) {
-	s.pollStates(ctx, true)
+// janitor does the housekeeping off the supervisor loop: deleting completed
+// temporary integrations after their retention, and consumer groups whose
+// integration registration is gone (at every resync and on request).
+func (s *Service) janitor(ctx context.Context) {
+	retention := time.NewTicker(min(retentionInterval, s.cfg.TemporaryRetention/2))
+	defer retention.Stop()
+	groups := time.NewTicker(s.cfg.ResyncInterval)
+	defer groups.Stop()
+	s.retention(ctx)
 	s.cleanupGroups(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-retention.C:
+			s.retention(ctx)
+		case <-groups.C:
+			s.cleanupGroups(ctx)
+		case <-s.cleanup:
+			s.cleanupGroups(ctx)
+		}
+	}
 }
 
 // retention deletes the pool's temporary integrations completed more than
@@ -428,7 +444,7 @@ func (s *Service) retention(ctx context.Context) {
 		s.log.Info("deleted completed temporary integration", "tenant", g.Tenant, "integration", g.ID)
 	}
 	if len(gone) > 0 {
-		s.cleanupGroups(ctx)
+		s.cleanupSoon()
 	}
 }
 
