@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -74,7 +75,26 @@ func (c Config) Validate() error {
 type Verifier struct {
 	keyfunc jwt.Keyfunc
 	parser  *jwt.Parser
+
+	// cache remembers verified tokens: a publisher sends the same token with
+	// every request, and a signature check (RSA especially) costs more than
+	// the rest of a small ingest request. Entries live until the token
+	// expires, but at most cacheTTL, so a key removed from the JWKS stops
+	// working within that bound.
+	mu    sync.Mutex
+	cache map[string]cached
+	now   func() time.Time // the clock for expiry checks; tests move it
 }
+
+type cached struct {
+	p       *Principal
+	expires time.Time
+}
+
+const (
+	cacheTTL  = 5 * time.Minute
+	cacheSize = 4096
+)
 
 // NewVerifier builds a Verifier. With a JWKS URL the keys are fetched now and
 // refreshed in the background until ctx ends.
@@ -89,7 +109,8 @@ func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
 	if c.Audience != "" {
 		opts = append(opts, jwt.WithAudience(c.Audience))
 	}
-	v := &Verifier{}
+	v := &Verifier{cache: make(map[string]cached), now: time.Now}
+	opts = append(opts, jwt.WithTimeFunc(func() time.Time { return v.now() }))
 	if c.HS256Secret != "" {
 		secret := []byte(c.HS256Secret)
 		v.keyfunc = func(*jwt.Token) (any, error) { return secret, nil }
@@ -106,20 +127,51 @@ func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks a raw token and returns its principal.
+// Verify checks a raw token and returns its principal. The principal is
+// shared between requests carrying the same token: callers must not modify it.
 func (v *Verifier) Verify(raw string) (*Principal, error) {
+	now := v.now()
+	v.mu.Lock()
+	e, ok := v.cache[raw]
+	v.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.p, nil
+	}
+	p, exp, err := v.verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	if limit := now.Add(cacheTTL); exp.After(limit) {
+		exp = limit
+	}
+	v.mu.Lock()
+	if len(v.cache) >= cacheSize {
+		for k, e := range v.cache { // evict expired entries, or an arbitrary one
+			delete(v.cache, k)
+			if now.Before(e.expires) {
+				break
+			}
+		}
+	}
+	v.cache[raw] = cached{p: p, expires: exp}
+	v.mu.Unlock()
+	return p, nil
+}
+
+func (v *Verifier) verify(raw string) (*Principal, time.Time, error) {
 	var claims Claims
 	if _, err := v.parser.ParseWithClaims(raw, &claims, v.keyfunc); err != nil {
-		return nil, fmt.Errorf("verifying token: %w", err)
+		return nil, time.Time{}, fmt.Errorf("verifying token: %w", err)
 	}
 	p := &Principal{Subject: claims.Subject, Tenant: claims.Tenant, Scopes: map[string]bool{}}
 	for _, s := range strings.Fields(claims.Scope) {
 		p.Scopes[s] = true
 	}
 	if p.Tenant == "" && !p.Has(ScopePlatform) {
-		return nil, errors.New("verifying token: no tenant claim")
+		return nil, time.Time{}, errors.New("verifying token: no tenant claim")
 	}
-	return p, nil
+	// WithExpirationRequired guarantees ExpiresAt is set.
+	return p, claims.ExpiresAt.Time, nil
 }
 
 // Mint signs an HS256 token for tenant with scopes, valid for ttl. It is for the
