@@ -316,3 +316,30 @@ func TestRejectedLimitStopsInsteadOfDropping(t *testing.T) {
 	rcv.waitDelivered(t, 30*time.Second, evs)
 	e.waitCommittedToEnd(e.group(in))
 }
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	e := newEnv(t, 1)
+	rcv := newReceiver(t, func(key string, n int) int {
+		if n == 1 {
+			return 429 // with Retry-After: 1
+		}
+		return 200
+	})
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	cfg := e.config()
+	cfg.RetryMax = 3 * time.Second // the drawn backoff stays below 10ms; Retry-After wins
+	e.startWorker(cfg)
+	evs := e.produceN("order.created", 1)
+	rcv.waitDelivered(t, 30*time.Second, evs)
+	e.waitCommittedToEnd(e.group(in))
+	reqs := rcv.requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	if gap := reqs[1].at.Sub(reqs[0].at); gap < 900*time.Millisecond {
+		t.Fatalf("retry came %s after a 429 with Retry-After: 1", gap)
+	}
+	if n := countAction(e.logs("erp-1"), catalog.ActionRetry); n != 1 {
+		t.Fatalf("%d retry logs, want 1", n)
+	}
+}

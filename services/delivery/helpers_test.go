@@ -380,6 +380,9 @@ func newReceiver(t testing.TB, respond func(key string, n int) int) *receiver {
 		}
 		r.reqs = append(r.reqs, received{at: time.Now(), header: req.Header.Clone(), body: body, status: status})
 		r.mu.Unlock()
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
 		w.WriteHeader(status)
 		fmt.Fprintf(w, "status %d", status)
 	}))
