@@ -142,10 +142,8 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var wg sync.WaitGroup
-	serveErr := make(chan error, 1)
 	wg.Go(func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- err
 			cancel(fmt.Errorf("serving %s: %w", baseURL, err))
 		}
 	})
