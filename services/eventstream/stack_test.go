@@ -676,6 +676,7 @@ func waitForS3Lines(t *testing.T, dir string, keys ...string) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		found := map[string]bool{}
+		badLine := ""
 		files, _ := filepath.Glob(filepath.Join(dir, "*-data-*.export"))
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -691,7 +692,10 @@ func waitForS3Lines(t *testing.T, dir string, keys ...string) {
 					} `json:"payload"`
 				}
 				if err := json.Unmarshal([]byte(line), &ev); err != nil {
-					t.Fatalf("%s: line %q is not an event: %v", f, line, err)
+					// Possibly a file caught while being written: look again,
+					// and report it if it never becomes whole.
+					badLine = fmt.Sprintf("%s: line %q is not an event: %v", f, line, err)
+					continue
 				}
 				if ev.Tenant == "demo" && ev.Name == "order.created" {
 					found[ev.Payload.ID] = true
@@ -704,11 +708,11 @@ func waitForS3Lines(t *testing.T, dir string, keys ...string) {
 				missing = append(missing, k)
 			}
 		}
-		if len(missing) == 0 {
+		if len(missing) == 0 && badLine == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("events %v not in any S3 file under %s within 60s (files: %v)", missing, dir, files)
+			t.Fatalf("events %v not in any S3 file under %s within 60s (files: %v) %s", missing, dir, files, badLine)
 		}
 		time.Sleep(100 * time.Millisecond) // polling interval, not a wait for an outcome
 	}
