@@ -140,9 +140,10 @@ type Sink struct {
 	// held while a record is appended and while a file is completed.
 	lock chan struct{}
 	// Guarded by lock:
-	file   *file
-	line   []byte   // scratch for one encoded event
-	spares [][]byte // part buffers of the last file, kept while traffic is high
+	file      *file
+	line      []byte     // scratch for one encoded event
+	spares    [][]byte   // part buffers of the last file, kept while traffic is high
+	reporting chan error // the stored file whose attempts and Done are being reported, if any
 }
 
 // file is the open export file. While a part upload is in flight (inflight
@@ -294,24 +295,31 @@ func appendLine(buf, line []byte, partSize int64) []byte {
 	return append(buf, line...)
 }
 
-// Flush completes the open file now. If ctx ends first it returns ctx's
-// error; the upload goes on and its records become Done when it completes.
+// Flush completes the open file now and waits until its records are Done.
+// If ctx ends first it returns ctx's error; the upload goes on and its
+// records become Done when it completes.
 func (s *Sink) Flush(ctx context.Context) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
-	f := s.file
-	if f == nil {
-		s.release()
-		if s.stopped.Load() {
-			return ErrInterrupted
-		}
-		return nil
-	}
 	done := make(chan error, 1)
 	go func() {
 		defer s.release()
-		done <- s.finish(f)
+		if f := s.file; f != nil {
+			if err := s.finish(f); err != nil {
+				done <- err
+				return
+			}
+		}
+		if err := s.waitReported(); err != nil {
+			done <- err
+			return
+		}
+		if s.stopped.Load() {
+			done <- ErrInterrupted
+			return
+		}
+		done <- nil
 	}()
 	select {
 	case err := <-done:
@@ -332,6 +340,14 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	defer s.release()
 	s.spares = nil
+	if s.reporting != nil {
+		select {
+		case <-s.reporting: // quick: runCtx is cancelled
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.reporting = nil
+	}
 	f := s.file
 	if f == nil {
 		return nil
@@ -532,6 +548,21 @@ func (s *Sink) finish(f *file) error {
 	}
 	f.buf, f.free = nil, nil
 
+	// Attempt rows and Done are reported in the background while the next
+	// file fills (the attempt writer may be slow; it applies backpressure),
+	// one stored file at a time so only one file's records wait in memory.
+	if err := s.waitReported(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	s.reporting = done
+	go func() { done <- s.report(f, stored) }()
+	return nil
+}
+
+// report writes the SUCCESS attempt rows of a stored file, then marks its
+// records Done.
+func (s *Sink) report(f *file, stored time.Time) error {
 	if err := s.writeAttempts(f, f.meta.since(0), catalog.Attempt{
 		Status: catalog.AttemptSuccess, AttemptedAt: stored, RetriesRemaining: f.minRetries,
 	}); err != nil {
@@ -543,6 +574,16 @@ func (s *Sink) finish(f *file) error {
 		s.env.Done(f.recs[i:min(i+attemptBatch, len(f.recs))]...)
 	}
 	return nil
+}
+
+// waitReported waits for the previous stored file's report. The lock is held.
+func (s *Sink) waitReported() error {
+	if s.reporting == nil {
+		return nil
+	}
+	err := <-s.reporting
+	s.reporting = nil
+	return err
 }
 
 // exists reports whether f's object is stored with f's size.
