@@ -342,7 +342,10 @@ func (s *Sink) Close(ctx context.Context) error {
 	s.spares = nil
 	if s.reporting != nil {
 		select {
-		case <-s.reporting: // quick: runCtx is cancelled
+		case err := <-s.reporting: // quick: runCtx is cancelled
+			if err != nil && !errors.Is(err, errClosed) {
+				s.log.Warn("reporting a stored file while closing", "err", err)
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
