@@ -8,7 +8,6 @@ package configapi
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -98,41 +97,16 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Run serves on cfg.Addr until ctx ends, then drains in-flight requests for
 // at most cfg.ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.cfg.Addr, err)
-	}
-	return s.Serve(ctx, ln)
+	return httpapi.ListenAndServe(ctx, s.cfg.Addr, s.echo, s.serveOptions())
 }
 
 // Serve is Run on an existing listener (tests and the all-in-one runner pick
 // their own ports). It closes ln.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("configapi listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving configapi: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("draining configapi: %w", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serving configapi: %w", err)
-	}
-	return nil
+	return httpapi.Serve(ctx, ln, s.echo, s.serveOptions())
+}
+
+func (s *Server) serveOptions() httpapi.ServeOptions {
+	return httpapi.ServeOptions{Name: "configapi", ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second,
+		ShutdownTimeout: s.cfg.ShutdownTimeout, Logger: s.log}
 }

@@ -112,37 +112,18 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // Run serves on cfg.Addr until ctx ends, then drains in-flight requests
 // (each bounded by ProduceTimeout) within ShutdownTimeout.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.cfg.Addr, err)
-	}
-	return s.Serve(ctx, ln)
+	return httpapi.ListenAndServe(ctx, s.cfg.Addr, s.echo, s.serveOptions())
 }
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.echo,
-		ReadHeaderTimeout: 10 * time.Second,
-		// A full batch body must arrive within this; slow clients cannot hold
-		// a connection forever.
-		ReadTimeout: 60 * time.Second,
-		IdleTimeout: 120 * time.Second,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("ingest listening", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving ingest: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutting down ingest: %w", err)
-	}
-	return nil
+	return httpapi.Serve(ctx, ln, s.echo, s.serveOptions())
+}
+
+func (s *Server) serveOptions() httpapi.ServeOptions {
+	// A full batch body must arrive within ReadTimeout.
+	return httpapi.ServeOptions{Name: "ingest", ReadTimeout: 60 * time.Second,
+		ShutdownTimeout: s.cfg.ShutdownTimeout, Logger: s.log}
 }
 
 // publish is POST /v1/events.
