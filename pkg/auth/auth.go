@@ -58,6 +58,17 @@ type Config struct {
 	Audience    string // required "aud" when set
 }
 
+// ConfigFromEnv reads AUTH_HS256_SECRET, AUTH_JWKS_URL, AUTH_ISSUER and
+// AUTH_AUDIENCE, the variables every API service shares.
+func ConfigFromEnv(getenv func(string) string) Config {
+	return Config{
+		HS256Secret: getenv("AUTH_HS256_SECRET"),
+		JWKSURL:     getenv("AUTH_JWKS_URL"),
+		Issuer:      getenv("AUTH_ISSUER"),
+		Audience:    getenv("AUTH_AUDIENCE"),
+	}
+}
+
 // Validate checks the configuration before anything starts.
 func (c Config) Validate() error {
 	switch {

@@ -103,12 +103,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		Addr:        getenv("CONFIGAPI_ADDR"),
 		DatabaseURL: getenv("DATABASE_URL"),
-		Auth: auth.Config{
-			HS256Secret: getenv("AUTH_HS256_SECRET"),
-			JWKSURL:     getenv("AUTH_JWKS_URL"),
-			Issuer:      getenv("AUTH_ISSUER"),
-			Audience:    getenv("AUTH_AUDIENCE"),
-		},
+		Auth:        auth.ConfigFromEnv(getenv),
 	}
 	var errs []error
 	if v := getenv("SECRETS_KEY"); v != "" {

@@ -130,12 +130,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		Addr:        getenv("INGEST_ADDR"),
 		DatabaseURL: getenv("DATABASE_URL"),
-		Auth: auth.Config{
-			HS256Secret: getenv("AUTH_HS256_SECRET"),
-			JWKSURL:     getenv("AUTH_JWKS_URL"),
-			Issuer:      getenv("AUTH_ISSUER"),
-			Audience:    getenv("AUTH_AUDIENCE"),
-		},
+		Auth:        auth.ConfigFromEnv(getenv),
 	}
 	for _, b := range strings.Split(getenv("KAFKA_BROKERS"), ",") {
 		if b = strings.TrimSpace(b); b != "" {
