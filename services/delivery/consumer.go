@@ -33,14 +33,17 @@ var (
 	errInterrupted = errors.New("integration interrupted")
 )
 
-// Partition buffer bounds: beyond partHigh records or partHighBytes of
-// record values waiting for the sink, the partition's fetching pauses until
-// the buffer is back under a quarter of both. Together with maxPollRecords
-// they bound a consumer's memory whatever the event sizes.
+// Partition buffer bounds: while some partition holds partHigh records or
+// partHighBytes of record values waiting for the sink, the consumer does not
+// poll. franz-go buffers at most one fetch response per broker ahead of
+// polls (bounded by fetchMaxBytes), so memory stays bounded whatever the
+// event sizes. (Pausing single partitions instead would add up to a whole
+// fetch wait of latency on every resume.)
 const (
 	partHigh       = 1000
 	partHighBytes  = 8 << 20
 	maxPollRecords = 1000
+	fetchMaxBytes  = 16 << 20
 )
 
 // groupName is the consumer group of one registration of an integration.
@@ -89,6 +92,7 @@ type consumer struct {
 	// is committed for a partition after it was released.
 	mu    sync.Mutex
 	parts map[int32]*partState
+	room  chan struct{} // cap 1: a buffer got room (see waitForRoom)
 
 	completion *completion // temporary integrations
 }
@@ -108,7 +112,6 @@ type partState struct {
 	buf      []*kgo.Record
 	bufBytes int
 	wake     chan struct{} // cap 1
-	paused   bool
 	finished bool // a temporary integration's window ended here
 
 	released  atomic.Bool
@@ -134,6 +137,7 @@ func newConsumer(svc *Service, in *catalog.Integration, st catalog.DeliveryState
 		done:      make(chan struct{}),
 		confirmCh: make(chan struct{}),
 		parts:     map[int32]*partState{},
+		room:      make(chan struct{}, 1),
 	}
 	c.log = svc.log.With("tenant", in.Tenant, "integration", in.ID, "group", c.group)
 	if in.StartsAt != nil {
@@ -257,6 +261,8 @@ func (c *consumer) run() error {
 		// Idle partitions are re-polled at least this often; new records
 		// are returned as soon as they arrive regardless.
 		kgo.FetchMaxWait(time.Second),
+		// Bounds the one fetch response per broker buffered ahead of polls.
+		kgo.FetchMaxBytes(fetchMaxBytes),
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -299,6 +305,9 @@ func (c *consumer) run() error {
 // run ends.
 func (c *consumer) poll() {
 	for {
+		if !c.waitForRoom() {
+			return
+		}
 		fetches := c.cl.PollRecords(c.ctx, maxPollRecords)
 		if c.ctx.Err() != nil || fetches.IsClientClosed() {
 			c.cl.AllowRebalance()
@@ -408,8 +417,9 @@ func (c *consumer) release(partitions []int32, commit, abandon bool) {
 		delete(c.parts, ps.p)
 		resume[c.topic] = append(resume[c.topic], ps.p)
 	}
-	// A pause would outlive the assignment.
+	// A finished temporary partition's pause would outlive the assignment.
 	c.cl.ResumeFetchPartitions(resume)
+	c.signalRoom()
 }
 
 // commitLoop commits finished offsets every CommitInterval and checks a
@@ -482,7 +492,7 @@ func (c *consumer) commitLocked(list []*partState) {
 }
 
 // push appends polled records to the partition's buffer, pausing the
-// partition's fetching when the buffer is full.
+// push appends polled records to the partition's buffer.
 func (ps *partState) push(recs []*kgo.Record) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -492,10 +502,6 @@ func (ps *partState) push(recs []*kgo.Record) {
 	ps.buf = append(ps.buf, recs...)
 	for _, r := range recs {
 		ps.bufBytes += len(r.Value)
-	}
-	if (len(ps.buf) >= partHigh || ps.bufBytes >= partHighBytes) && !ps.paused {
-		ps.paused = true
-		ps.c.cl.PauseFetchPartitions(map[string][]int32{ps.c.topic: {ps.p}})
 	}
 	select {
 	case ps.wake <- struct{}{}:
@@ -513,9 +519,8 @@ func (ps *partState) next() *kgo.Record {
 			ps.buf[0] = nil
 			ps.buf = ps.buf[1:]
 			ps.bufBytes -= len(r.Value)
-			if ps.paused && len(ps.buf) <= partHigh/4 && ps.bufBytes <= partHighBytes/4 && !ps.finished {
-				ps.paused = false
-				ps.c.cl.ResumeFetchPartitions(map[string][]int32{ps.c.topic: {ps.p}})
+			if len(ps.buf) < partHigh && ps.bufBytes < partHighBytes {
+				ps.c.signalRoom()
 			}
 			ps.mu.Unlock()
 			select {
@@ -586,8 +591,47 @@ func (ps *partState) finish() {
 	}
 	ps.finished = true
 	ps.buf, ps.bufBytes = nil, 0
-	ps.paused = true
 	ps.c.cl.PauseFetchPartitions(map[string][]int32{ps.c.topic: {ps.p}})
+	ps.c.signalRoom()
+}
+
+// full reports whether the partition's buffer is at its bound.
+func (ps *partState) full() bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return len(ps.buf) >= partHigh || ps.bufBytes >= partHighBytes
+}
+
+// waitForRoom waits until no partition buffer is at its bound; false when
+// the run ended.
+func (c *consumer) waitForRoom() bool {
+	for {
+		c.mu.Lock()
+		full := false
+		for _, ps := range c.parts {
+			if ps.full() {
+				full = true
+				break
+			}
+		}
+		c.mu.Unlock()
+		if !full {
+			return c.ctx.Err() == nil
+		}
+		select {
+		case <-c.room:
+		case <-c.ctx.Done():
+			return false
+		}
+	}
+}
+
+// signalRoom wakes the poll loop if it waits for buffer room.
+func (c *consumer) signalRoom() {
+	select {
+	case c.room <- struct{}{}:
+	default:
+	}
 }
 
 // persistInterrupt sets the integration stopped with the sink's reason,
