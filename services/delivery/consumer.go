@@ -112,7 +112,7 @@ type partState struct {
 	buf      []*kgo.Record
 	bufBytes int
 	wake     chan struct{} // cap 1
-	finished bool // a temporary integration's window ended here
+	finished bool          // a temporary integration's window ended here
 
 	released  atomic.Bool
 	committed int64 // guarded by c.mu
