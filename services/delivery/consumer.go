@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -72,7 +71,6 @@ type consumer struct {
 	fromMs, toMs int64
 
 	cl   *kgo.Client
-	adm  *kadm.Client
 	sink Sink
 
 	ctx    context.Context
@@ -140,9 +138,7 @@ func newConsumer(svc *Service, in *catalog.Integration, st catalog.DeliveryState
 		room:      make(chan struct{}, 1),
 	}
 	c.log = svc.log.With("tenant", in.Tenant, "integration", in.ID, "group", c.group)
-	if in.StartsAt != nil {
-		c.fromMs = in.StartsAt.UnixMilli()
-	}
+	c.fromMs = c.startTime().UnixMilli()
 	if in.Type == catalog.TypeTemporary && in.EndsAt != nil {
 		c.toMs = in.EndsAt.UnixMilli()
 		c.completion = &completion{}
@@ -151,19 +147,70 @@ func newConsumer(svc *Service, in *catalog.Integration, st catalog.DeliveryState
 	return c
 }
 
-// startOffset is where a group without commits starts: the reset time after
-// a long stop, else starts_at (a replay), else the registration time (events
-// published from registration on, even those published before the
-// consumer first joins).
-func (c *consumer) startOffset() kgo.Offset {
-	at := c.in.CreatedAt
+// startTime is where the integration's stream begins: the restart after a
+// long stop (a reset group), else starts_at (a replay), else the
+// registration (events published from registration on, even those published
+// before the consumer first joins). Records stamped earlier are never
+// delivered.
+func (c *consumer) startTime() time.Time {
 	switch {
 	case c.state.OffsetsResetAt != nil && c.state.GroupEpoch > 0:
-		at = *c.state.OffsetsResetAt
+		return *c.state.OffsetsResetAt
 	case c.in.StartsAt != nil:
-		at = *c.in.StartsAt
+		return *c.in.StartsAt
 	}
-	return kgo.NewOffset().AfterMilli(at.UnixMilli())
+	return c.in.CreatedAt
+}
+
+// adjustStart places partitions the group never committed at the first
+// record stamped at or after startTime.
+//
+// franz-go's AfterMilli offset does this too, but when no such record exists
+// yet it lists the end offset concurrently with the by-time lookup, so a
+// record appended in between is skipped: exactly the live edge a new
+// integration starts at. Here the end offset is listed first; with no
+// record at or after the start time by then, the partition starts at that
+// earlier end, and records stamped before the start time are skipped by the
+// feeder.
+func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	parts := offsets[c.topic]
+	if len(parts) == 0 {
+		return offsets, nil
+	}
+	committed, err := c.svc.adm.FetchOffsets(ctx, c.group)
+	if err != nil {
+		return nil, fmt.Errorf("fetching committed offsets: %w", err)
+	}
+	var fresh []int32
+	for p := range parts {
+		if o, ok := committed.Lookup(c.topic, p); !ok || o.Err != nil || o.At < 0 {
+			fresh = append(fresh, p)
+		}
+	}
+	if len(fresh) == 0 {
+		return offsets, nil
+	}
+	ends, err := c.svc.adm.ListEndOffsets(ctx, c.topic)
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets: %w", err)
+	}
+	byTime, err := c.svc.adm.ListOffsetsAfterMilli(ctx, c.fromMs, c.topic)
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets by time: %w", err)
+	}
+	for _, p := range fresh {
+		e, ok1 := ends.Lookup(c.topic, p)
+		t, ok2 := byTime.Lookup(c.topic, p)
+		if !ok1 || !ok2 || e.Err != nil || t.Err != nil {
+			return nil, fmt.Errorf("listing start offset of partition %d: missing or failed", p)
+		}
+		start := e.Offset
+		if t.Offset >= 0 && t.Offset < start {
+			start = t.Offset
+		}
+		parts[p] = kgo.NewOffset().At(start)
+	}
+	return offsets, nil
 }
 
 // confirm records that a catalog read started at t saw the integration running.
@@ -252,9 +299,11 @@ func (c *consumer) run() error {
 		kgo.OnPartitionsLost(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
 			c.release(m[c.topic], false, true)
 		}),
-		// A group without commits starts at the integration's start time
-		// (seek by timestamp); also where an out-of-range offset resets to.
-		kgo.ConsumeResetOffset(c.startOffset()),
+		// A partition the group never committed starts at the
+		// integration's start time (seek by timestamp, see adjustStart);
+		// an out-of-range offset resets to the same place.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(c.fromMs)),
+		kgo.AdjustFetchOffsetsFn(c.adjustStart),
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
@@ -270,7 +319,6 @@ func (c *consumer) run() error {
 		return fmt.Errorf("creating kafka client: %w", err)
 	}
 	c.cl = cl
-	c.adm = kadm.NewClient(cl)
 
 	var bg sync.WaitGroup
 	bg.Add(1)

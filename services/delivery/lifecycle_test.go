@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"bytes"
+	"fmt"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -417,5 +418,41 @@ func TestPoolsServeOnlyTheirTenants(t *testing.T) {
 	}
 	if err := svc.Run(context.Background()); !errors.Is(err, catalog.ErrConflict) {
 		t.Fatalf("second claim: Run = %v, want ErrConflict", err)
+	}
+}
+
+// TestNewIntegrationAtTheLiveEdgeMissesNothing registers an integration while
+// events stream in: everything published from the registration on arrives,
+// nothing published before it.
+func TestNewIntegrationAtTheLiveEdgeMissesNothing(t *testing.T) {
+	for round := range 2 {
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
+			e := newEnv(t, 3)
+			rcv := newReceiver(t, nil)
+			e.startWorker(e.config())
+			prod := e.startProducer(2 * time.Millisecond)
+			waitFor(t, 10*time.Second, "events flowing", func() bool {
+				prod.mu.Lock()
+				defer prod.mu.Unlock()
+				return len(prod.evs) > 50
+			})
+			in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+			waitFor(t, 30*time.Second, "deliveries", func() bool { return rcv.delivered() > 100 })
+			all := prod.finish()
+			var want []*eventspb.Event
+			for _, ev := range all {
+				if !ev.GetIngestedAt().AsTime().Before(in.CreatedAt) {
+					want = append(want, ev)
+				}
+			}
+			rcv.waitDelivered(t, 30*time.Second, want)
+			e.waitCommittedToEnd(e.group(in))
+			createdMs := in.CreatedAt.UnixMilli()
+			for _, ev := range all {
+				if ev.GetIngestedAt().AsTime().UnixMilli() < createdMs && rcv.okCount(idemKey(ev)) > 0 {
+					t.Fatalf("event published %s before registration was delivered", in.CreatedAt.Sub(ev.GetIngestedAt().AsTime()))
+				}
+			}
+		})
 	}
 }

@@ -31,12 +31,12 @@ func (c *consumer) checkCompletion() {
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	if comp.bounds == nil {
-		starts, err := c.adm.ListOffsetsAfterMilli(ctx, c.fromMs, c.topic)
+		starts, err := c.svc.adm.ListOffsetsAfterMilli(ctx, c.fromMs, c.topic)
 		if err != nil {
 			c.log.Warn("listing window start offsets", "err", err)
 			return
 		}
-		ends, err := c.adm.ListOffsetsAfterMilli(ctx, c.toMs+1, c.topic)
+		ends, err := c.svc.adm.ListOffsetsAfterMilli(ctx, c.toMs+1, c.topic)
 		if err != nil {
 			c.log.Warn("listing window end offsets", "err", err)
 			return
@@ -54,7 +54,7 @@ func (c *consumer) checkCompletion() {
 		}
 		comp.bounds = bounds
 	}
-	committed, err := c.adm.FetchOffsets(ctx, c.group)
+	committed, err := c.svc.adm.FetchOffsets(ctx, c.group)
 	if err != nil {
 		c.log.Warn("fetching committed offsets", "err", err)
 		return
