@@ -2,10 +2,10 @@ package delivery_test
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
