@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -107,9 +108,5 @@ func FuzzDecodeStrict(f *testing.F) {
 }
 
 func asAPIError(err error, target **httpapi.Error) bool {
-	e, ok := err.(*httpapi.Error)
-	if ok {
-		*target = e
-	}
-	return ok
+	return errors.As(err, target)
 }

@@ -57,9 +57,9 @@ func (s *Server) URL(db string) string {
 }
 
 // FindBinDir returns the directory holding the newest installed postgres binary.
-func FindBinDir() (string, error) {
+func FindBinDir(ctx context.Context) (string, error) {
 	if p, err := exec.LookPath("pg_config"); err == nil {
-		if out, err := exec.Command(p, "--bindir").Output(); err == nil {
+		if out, err := exec.CommandContext(ctx, p, "--bindir").Output(); err == nil {
 			dir := strings.TrimSpace(string(out))
 			if _, err := os.Stat(filepath.Join(dir, "postgres")); err == nil {
 				return dir, nil
@@ -147,7 +147,7 @@ func chownParents(dir string, uid, gid int) error {
 // connections. Stop it with Stop.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.BinDir == "" {
-		d, err := FindBinDir()
+		d, err := FindBinDir(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -178,7 +178,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		port := o.Port
 		if port == 0 {
-			if port, err = freePort(); err != nil {
+			if port, err = freePort(ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -213,7 +213,9 @@ func start(ctx context.Context, o Options, cred *syscall.Credential, uid, gid, p
 	if cred != nil {
 		_ = lf.Chown(uid, gid)
 	}
-	cmd := exec.Command(filepath.Join(o.BinDir, "postgres"), args...)
+	// The server outlives Start's ctx (that only bounds starting it): detach
+	// from its cancellation so ending ctx never kills postgres; Stop does.
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), filepath.Join(o.BinDir, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Dir = "/"
 	// Pdeathsig: if the owning process dies without stopping us (a killed test
@@ -241,7 +243,7 @@ func start(ctx context.Context, o Options, cred *syscall.Credential, uid, gid, p
 			if len(tail) > 2000 {
 				tail = tail[len(tail)-2000:]
 			}
-			return nil, fmt.Errorf("postgres exited while starting (%v): %s", werr, tail)
+			return nil, fmt.Errorf("postgres exited while starting (%w): %s", werr, tail)
 		case <-ctx.Done():
 			_ = s.Stop()
 			return nil, ctx.Err()
@@ -255,17 +257,22 @@ func start(ctx context.Context, o Options, cred *syscall.Credential, uid, gid, p
 }
 
 // Stop shuts the cluster down (fast mode: sessions are disconnected, data kept)
-// and waits for it to exit.
+// and waits for it to exit. The error is how the process ended when that was
+// not a clean exit (it crashed earlier, or needed SIGQUIT after 15s).
 func (s *Server) Stop() error {
 	if s.cmd.Process == nil {
 		return nil
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGINT)
+	var err error
 	select {
-	case <-s.done:
+	case err = <-s.done:
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-		<-s.done
+		err = <-s.done
+	}
+	if err != nil {
+		return fmt.Errorf("stopping postgres: %w", err)
 	}
 	return nil
 }
@@ -273,8 +280,9 @@ func (s *Server) Stop() error {
 // Done is closed-with-value when the server process exits.
 func (s *Server) Done() <-chan error { return s.done }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func freePort(ctx context.Context) (int, error) {
+	var lc net.ListenConfig
+	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
 	}

@@ -71,7 +71,7 @@ func startPostgres() error {
 	if u := os.Getenv("DATABASE_URL"); u != "" {
 		pgBaseURL = u
 	} else {
-		bin, err := pgserver.FindBinDir()
+		bin, err := pgserver.FindBinDir(ctx)
 		if err != nil {
 			return err
 		}

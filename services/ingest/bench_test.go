@@ -169,10 +169,9 @@ func percentile(lat []time.Duration, p float64) float64 {
 }
 
 type benchResult struct {
-	events          int
-	ingest, raw     time.Duration
-	latencies       []time.Duration
-	eventsPerOpNote string
+	events      int
+	ingest, raw time.Duration
+	latencies   []time.Duration
 }
 
 func (r benchResult) report(b *testing.B) {

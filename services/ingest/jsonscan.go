@@ -330,16 +330,16 @@ func (s *scanner) lit(word string) bool {
 
 // kind names the JSON type of the value at s.p for messages.
 func (s *scanner) kind() string {
-	switch c := s.b[s.p]; {
-	case c == '{':
+	switch s.b[s.p] {
+	case '{':
 		return "object"
-	case c == '[':
+	case '[':
 		return "array"
-	case c == '"':
+	case '"':
 		return "string"
-	case c == 't' || c == 'f':
+	case 't', 'f':
 		return "boolean"
-	case c == 'n':
+	case 'n':
 		return "null"
 	default:
 		return "number"

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
@@ -77,7 +78,7 @@ func TestKcatReadsTheEventLog(t *testing.T) {
 	got := 0
 	for {
 		klen, err := rd.ReadString('\t')
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		n, err := strconv.Atoi(strings.TrimSuffix(klen, "\t"))
@@ -127,7 +128,8 @@ func TestKcatReadsTheEventLog(t *testing.T) {
 }
 
 func stderrOf(err error) string {
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		return string(ee.Stderr)
 	}
 	return ""

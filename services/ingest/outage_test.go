@@ -153,7 +153,8 @@ func TestServeStopsWhenContextEnds(t *testing.T) {
 	case <-time.After(h.cfg.ShutdownTimeout + 5*time.Second):
 		t.Fatal("Serve did not return after its context ended")
 	}
-	if _, err := http.Get(url + "/healthz"); err == nil {
+	if resp, err := http.Get(url + "/healthz"); err == nil {
+		resp.Body.Close()
 		t.Fatal("still serving after shutdown")
 	}
 }

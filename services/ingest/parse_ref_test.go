@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -129,7 +130,10 @@ func FuzzParseEventsMatchesReference(f *testing.F) {
 			t.Fatalf("parser: %v\nreference: %v\nbody: %q", gotErr, wantErr, body)
 		}
 		if gotErr != nil {
-			g, w := gotErr.(*httpapi.Error), wantErr.(*httpapi.Error)
+			var g, w *httpapi.Error
+			if !errors.As(gotErr, &g) || !errors.As(wantErr, &w) {
+				t.Fatalf("parser: %v\nreference: %v\nwant both *httpapi.Error\nbody: %q", gotErr, wantErr, body)
+			}
 			if g.Status != w.Status || g.Code != w.Code {
 				if lax {
 					return

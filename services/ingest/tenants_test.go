@@ -61,7 +61,9 @@ func TestTenantCacheAvoidsPerRequestQueries(t *testing.T) {
 		t.Fatalf("acme re-queried within its TTL: %d queries", queries.Load())
 	}
 	advance(time.Minute)
-	c.Exists(ctx, "acme")
+	if _, err := c.Exists(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
 	if n := queries.Load(); n != 4 {
 		t.Fatalf("acme not re-checked after its TTL: %d queries", n)
 	}
