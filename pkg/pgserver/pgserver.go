@@ -44,7 +44,8 @@ type Options struct {
 type Server struct {
 	opts Options
 	cmd  *exec.Cmd
-	done chan error
+	done    chan struct{} // closed when the process has exited
+	exitErr error         // how it exited; read after done is closed
 	Port int
 }
 
@@ -225,8 +226,8 @@ func start(ctx context.Context, o Options, cred *syscall.Credential, uid, gid, p
 		lf.Close()
 		return nil, fmt.Errorf("starting postgres: %w", err)
 	}
-	s := &Server{opts: o, cmd: cmd, done: make(chan error, 1), Port: port}
-	go func() { s.done <- cmd.Wait(); lf.Close() }()
+	s := &Server{opts: o, cmd: cmd, done: make(chan struct{}), Port: port}
+	go func() { s.exitErr = cmd.Wait(); lf.Close(); close(s.done) }()
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -238,7 +239,8 @@ func start(ctx context.Context, o Options, cred *syscall.Credential, uid, gid, p
 			return s, nil
 		}
 		select {
-		case werr := <-s.done:
+		case <-s.done:
+			werr := s.exitErr
 			tail, _ := os.ReadFile(logFile)
 			if len(tail) > 2000 {
 				tail = tail[len(tail)-2000:]
@@ -264,21 +266,21 @@ func (s *Server) Stop() error {
 		return nil
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	var err error
 	select {
-	case err = <-s.done:
+	case <-s.done:
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Signal(syscall.SIGQUIT)
-		err = <-s.done
+		<-s.done
 	}
-	if err != nil {
-		return fmt.Errorf("stopping postgres: %w", err)
+	if s.exitErr != nil {
+		return fmt.Errorf("stopping postgres: %w", s.exitErr)
 	}
 	return nil
 }
 
-// Done is closed-with-value when the server process exits.
-func (s *Server) Done() <-chan error { return s.done }
+// Done is closed when the server process has exited; Stop may be called any
+// number of times, before or after.
+func (s *Server) Done() <-chan struct{} { return s.done }
 
 func freePort(ctx context.Context) (int, error) {
 	var lc net.ListenConfig
