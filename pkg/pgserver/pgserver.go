@@ -42,11 +42,11 @@ type Options struct {
 
 // Server is a running cluster.
 type Server struct {
-	opts Options
-	cmd  *exec.Cmd
+	opts    Options
+	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 	exitErr error         // how it exited; read after done is closed
-	Port int
+	Port    int
 }
 
 // Superuser is the role every cluster started here is initialised with.
