@@ -232,7 +232,7 @@ func (w *world) waitStored(bucket, prefix string, want map[int]string, within ti
 	w.t.Helper()
 	var objs []s3Object
 	var seen map[int]int
-	eventually(w.t, within, fmt.Sprintf("%d events in s3://%s", len(want), bucket), func() bool {
+	testenv.WaitFor(w.t, within, fmt.Sprintf("%d events in s3://%s", len(want), bucket), func() bool {
 		if _, err := w.client().HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
 			return false
 		}
@@ -347,7 +347,7 @@ func TestE2EDeliver(t *testing.T) {
 	for _, ev := range evs {
 		ids[ev.GetEventId()] = true
 	}
-	eventually(t, 30*time.Second, "SUCCESS attempt rows for every event", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "SUCCESS attempt rows for every event", func() bool {
 		got := map[string]bool{}
 		for _, a := range w.attempts(all.ID) {
 			if a.Status != catalog.AttemptSuccess || !keys[a.Filename] || a.RetriesRemaining != 10 {
@@ -376,7 +376,7 @@ func TestE2EBadCredentialsThenFix(t *testing.T) {
 	evs := w.produce(30, 50, "order.created", "invoice.created")
 	want := linesOf(evs)
 
-	eventually(t, 60*time.Second, "the integration to stop", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "the integration to stop", func() bool {
 		got, err := w.store.GetIntegration(context.Background(), w.tenant, in.ID)
 		return err == nil && got.Status == catalog.StatusStopped
 	})
@@ -400,7 +400,7 @@ func TestE2EBadCredentialsThenFix(t *testing.T) {
 	if retries != 2 || stops != 1 {
 		t.Fatalf("logs %+v: want 2 retries and 1 stop", logs)
 	}
-	eventually(t, 30*time.Second, "FAILURE attempt rows", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "FAILURE attempt rows", func() bool {
 		rows := w.attempts(in.ID)
 		for _, a := range rows {
 			if a.Status != catalog.AttemptFailure || a.Code == nil || *a.Code != 403 || a.Body == nil || *a.Body != "Invalid access credentials." {
@@ -428,7 +428,7 @@ func TestE2EBadCredentialsThenFix(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen map[int]int
-	eventually(t, 60*time.Second, "every event after the fix", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "every event after the fix", func() bool {
 		if _, err := good.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("e2e-creds")}); err != nil {
 			return false
 		}
@@ -467,7 +467,7 @@ func TestE2EKillMidFile(t *testing.T) {
 	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
 
 	c := w.client()
-	eventually(t, 60*time.Second, "the worker to be mid-file (a multipart upload open)", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "the worker to be mid-file (a multipart upload open)", func() bool {
 		select {
 		case <-exited:
 			t.Fatalf("worker exited early:\n%s", out.String())
@@ -491,7 +491,7 @@ func TestE2EKillMidFile(t *testing.T) {
 	}
 	// Offsets move only after objects are stored: the group reaches the end.
 	group := fmt.Sprintf("eventstream.%s.%s.%d", in.Tenant, in.ID, in.Generation)
-	eventually(t, 30*time.Second, "offsets committed to the end", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "offsets committed to the end", func() bool {
 		ends, err := w.adm.ListEndOffsets(context.Background(), events.TopicName(w.tenant))
 		if err != nil {
 			return false

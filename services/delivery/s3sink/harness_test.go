@@ -85,18 +85,6 @@ func (c *core) snapshot() (done []*delivery.Record, interrupts []string, attempt
 	return slices.Clone(c.done), slices.Clone(c.interrupts), slices.Clone(c.attempts), slices.Clone(c.logs)
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		<-time.After(2 * time.Millisecond) // poll interval
-	}
-}
-
 const tenant = "acme"
 
 func integration(bucket, prefix, key, secret string) *catalog.Integration {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/testenv"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -186,12 +188,12 @@ func TestRotationByAge(t *testing.T) {
 	client := newClient(srv.URL(), "k", "s", "eu-west-1")
 
 	deliverAll(t, s, recs[:3])
-	eventually(t, 10*time.Second, "the first file to close on age", func() bool { return c.doneCount() == 3 })
+	testenv.WaitFor(t, 10*time.Second, "the first file to close on age", func() bool { return c.doneCount() == 3 })
 	if objs := readAll(t, client, "rotate-age"); len(objs) != 1 {
 		t.Fatalf("%d files after the first age limit, want 1", len(objs))
 	}
 	deliverAll(t, s, recs[3:])
-	eventually(t, 10*time.Second, "the second file to close on age", func() bool { return c.doneCount() == 6 })
+	testenv.WaitFor(t, 10*time.Second, "the second file to close on age", func() bool { return c.doneCount() == 6 })
 	objs := readAll(t, client, "rotate-age")
 	if len(objs) != 2 {
 		t.Fatalf("%d files, want 2", len(objs))
@@ -434,7 +436,7 @@ func TestBackpressure(t *testing.T) {
 		}
 		errc <- nil
 	}()
-	eventually(t, 30*time.Second, "the second part to fill", func() bool { return int(delivered.Load()) == blockAt })
+	testenv.WaitFor(t, 30*time.Second, "the second part to fill", func() bool { return int(delivered.Load()) == blockAt })
 	other := make(chan error, 1)
 	go func() { other <- s.Deliver(context.Background(), recs[1999]) }()
 	select {
