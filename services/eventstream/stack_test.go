@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/testenv"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -468,16 +470,12 @@ func TestLocalStack(t *testing.T) {
 				ID string `json:"id"`
 			} `json:"rejected_events"`
 		}
-		deadline := time.Now().Add(60 * time.Second)
-		for len(rejected.RejectedEvents) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatal("the endpoint's 400 did not produce a rejected event within 60s")
-			}
-			time.Sleep(50 * time.Millisecond) // polling interval
+		testenv.WaitFor(t, 60*time.Second, "the endpoint's 400 to produce a rejected event", func() bool {
 			if code := call(t, "GET", api+"/smoke-hook/rejected_events", s.Token, nil, &rejected); code != 200 {
 				t.Fatalf("rejected_events = %d", code)
 			}
-		}
+			return len(rejected.RejectedEvents) > 0
+		})
 		if rejected.RejectedEvents[0].ID != ids[0] {
 			t.Fatalf("rejected %+v, want event %s", rejected.RejectedEvents, ids[0])
 		}
@@ -639,28 +637,26 @@ func newReceiver(t *testing.T) *receiver {
 // waitFor polls until every key was delivered at least once.
 func (r *receiver) waitFor(t *testing.T, keys ...string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var missing []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("not delivered to the webhook: %v", missing)
+		}
+	}()
+	testenv.WaitFor(t, 60*time.Second, "events to reach the webhook", func() bool {
 		r.mu.Lock()
-		var missing []string
+		defer r.mu.Unlock()
+		if len(r.bad) > 0 {
+			t.Fatalf("webhook got bad requests: %v", r.bad)
+		}
+		missing = missing[:0]
 		for _, k := range keys {
 			if r.byKey[k] == 0 {
 				missing = append(missing, k)
 			}
 		}
-		bad := append([]string(nil), r.bad...)
-		r.mu.Unlock()
-		if len(bad) > 0 {
-			t.Fatalf("webhook got bad requests: %v", bad)
-		}
-		if len(missing) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events %v not delivered to the webhook within 60s", missing)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval, not a wait for an outcome
-	}
+		return len(missing) == 0
+	})
 }
 
 func (r *receiver) tenantCount(tenant string) int {
@@ -673,11 +669,18 @@ func (r *receiver) tenantCount(tenant string) int {
 // every key appears in a line of some .export object.
 func waitForS3Lines(t *testing.T, dir string, keys ...string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	var missing []string
+	var files []string
+	badLine := ""
+	defer func() {
+		if t.Failed() {
+			t.Logf("events %v not in any S3 file under %s (files: %v) %s", missing, dir, files, badLine)
+		}
+	}()
+	testenv.WaitFor(t, 60*time.Second, "events in S3 files under "+dir, func() bool {
 		found := map[string]bool{}
-		badLine := ""
-		files, _ := filepath.Glob(filepath.Join(dir, "*-data-*.export"))
+		badLine = ""
+		files, _ = filepath.Glob(filepath.Join(dir, "*-data-*.export"))
 		for _, f := range files {
 			b, err := os.ReadFile(f)
 			if err != nil {
@@ -702,20 +705,14 @@ func waitForS3Lines(t *testing.T, dir string, keys ...string) {
 				}
 			}
 		}
-		var missing []string
+		missing = missing[:0]
 		for _, k := range keys {
 			if !found[k] {
 				missing = append(missing, k)
 			}
 		}
-		if len(missing) == 0 && badLine == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events %v not in any S3 file under %s within 60s (files: %v) %s", missing, dir, files, badLine)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval, not a wait for an outcome
-	}
+		return len(missing) == 0 && badLine == ""
+	})
 }
 
 // publish posts one order.created event per key (a single event for one key,
