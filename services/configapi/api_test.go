@@ -8,10 +8,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/eventstream/eventstream/pkg/webhook"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
@@ -675,23 +678,10 @@ func TestDeleteIntegrationRemovesLogsAndRejected(t *testing.T) {
 	}
 }
 
-// httpRetrier is a hand-written Retrier that really POSTs the stored body to
-// the integration's callback URL, like the webhook sender does.
-type httpRetrier struct{}
-
-func (httpRetrier) Retry(ctx context.Context, in *catalog.Integration, ev *catalog.RejectedEvent) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.Webhook.CallbackURL, bytes.NewReader(ev.Body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+// loopbackRetrier is the production retrier (the webhook sender) with the
+// SSRF guard letting the loopback test receivers through.
+func loopbackRetrier() webhook.Retrier {
+	return webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})}
 }
 
 func TestRetryRejectedEvent(t *testing.T) {
@@ -704,7 +694,7 @@ func TestRetryRejectedEvent(t *testing.T) {
 	}))
 	defer receiver.Close()
 
-	e := newAPI(t, withRetrier(httpRetrier{}))
+	e := newAPI(t, withRetrier(loopbackRetrier()))
 	tok := e.tenant("acme")
 	m := validWebhook()
 	sub(m, "callback_parameters")["callback_url"] = receiver.URL + "/hook"
