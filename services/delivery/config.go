@@ -102,10 +102,13 @@ type Config struct {
 	// partition revocation before committing (DELIVERY_DRAIN_TIMEOUT, 15s;
 	// at most half the rebalance timeout is used on revocation).
 	DrainTimeout time.Duration
-	// CompletionGrace is how long after ends_at a temporary integration waits
-	// for late records (producer clock skew) before its window is fixed
-	// (DELIVERY_COMPLETION_GRACE, 5s).
-	CompletionGrace time.Duration
+	// ClockSkew allows for clock differences between ingest hosts (which
+	// stamp records) and the catalog (DELIVERY_CLOCK_SKEW, 5s): a temporary
+	// integration's window is fixed only this long after ends_at, and a
+	// registration (or a restart after the offset retention) also delivers
+	// events stamped up to this long before it, so none published just after
+	// it is lost to a slow clock. An explicit starts_at is exact.
+	ClockSkew time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -146,7 +149,7 @@ func (c Config) WithDefaults() Config {
 	setDur(&c.RebalanceTimeout, 60*time.Second)
 	setDur(&c.CommitInterval, time.Second)
 	setDur(&c.DrainTimeout, 15*time.Second)
-	setDur(&c.CompletionGrace, 5*time.Second)
+	setDur(&c.ClockSkew, 5*time.Second)
 	return c
 }
 
@@ -174,7 +177,7 @@ func (c Config) Validate() error {
 		"DELIVERY_TEMPORARY_RETENTION": c.TemporaryRetention, "DELIVERY_OFFSET_RETENTION": c.OffsetRetention,
 		"ATTEMPTS_RETENTION": c.AttemptRetention, "KAFKA_SESSION_TIMEOUT": c.SessionTimeout,
 		"KAFKA_REBALANCE_TIMEOUT": c.RebalanceTimeout, "DELIVERY_COMMIT_INTERVAL": c.CommitInterval,
-		"DELIVERY_DRAIN_TIMEOUT": c.DrainTimeout, "DELIVERY_COMPLETION_GRACE": c.CompletionGrace,
+		"DELIVERY_DRAIN_TIMEOUT": c.DrainTimeout, "DELIVERY_CLOCK_SKEW": c.ClockSkew,
 	}
 	for name, d := range positive {
 		if d <= 0 {
@@ -221,7 +224,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		"DELIVERY_TEMPORARY_RETENTION": &c.TemporaryRetention, "DELIVERY_OFFSET_RETENTION": &c.OffsetRetention,
 		"ATTEMPTS_RETENTION": &c.AttemptRetention, "KAFKA_SESSION_TIMEOUT": &c.SessionTimeout,
 		"KAFKA_REBALANCE_TIMEOUT": &c.RebalanceTimeout, "DELIVERY_COMMIT_INTERVAL": &c.CommitInterval,
-		"DELIVERY_DRAIN_TIMEOUT": &c.DrainTimeout, "DELIVERY_COMPLETION_GRACE": &c.CompletionGrace,
+		"DELIVERY_DRAIN_TIMEOUT": &c.DrainTimeout, "DELIVERY_CLOCK_SKEW": &c.ClockSkew,
 	}
 	for name, p := range durations {
 		if v := getenv(name); v != "" {

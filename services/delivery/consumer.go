@@ -150,16 +150,16 @@ func newConsumer(svc *Service, in *catalog.Integration, st catalog.DeliveryState
 // startTime is where the integration's stream begins: the restart after a
 // long stop (a reset group), else starts_at (a replay), else the
 // registration (events published from registration on, even those published
-// before the consumer first joins). Records stamped earlier are never
-// delivered.
+// before the consumer first joins), both less the ClockSkew allowance.
+// Records stamped earlier are never delivered.
 func (c *consumer) startTime() time.Time {
 	switch {
 	case c.state.OffsetsResetAt != nil && c.state.GroupEpoch > 0:
-		return *c.state.OffsetsResetAt
+		return c.state.OffsetsResetAt.Add(-c.svc.cfg.ClockSkew)
 	case c.in.StartsAt != nil:
 		return *c.in.StartsAt
 	}
-	return c.in.CreatedAt
+	return c.in.CreatedAt.Add(-c.svc.cfg.ClockSkew)
 }
 
 // adjustStart places partitions the group never committed at the first

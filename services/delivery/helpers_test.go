@@ -141,7 +141,7 @@ func (e *env) config() delivery.Config {
 		RebalanceTimeout: 6 * time.Second,
 		CommitInterval:   50 * time.Millisecond,
 		DrainTimeout:     2 * time.Second,
-		CompletionGrace:  100 * time.Millisecond,
+		ClockSkew:        100 * time.Millisecond,
 		AttemptTimeout:   2 * time.Second,
 	}
 }

@@ -25,7 +25,7 @@ type completion struct {
 // ends the run once its whole window was delivered. Run from commitLoop.
 func (c *consumer) checkCompletion() {
 	comp := c.completion
-	if comp.done || time.Now().Before(c.in.EndsAt.Add(c.svc.cfg.CompletionGrace)) {
+	if comp.done || time.Now().Before(c.in.EndsAt.Add(c.svc.cfg.ClockSkew)) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
