@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -77,6 +78,7 @@ type Sender struct {
 	cfg    Config
 	guard  *Guard
 	client *http.Client
+	bufs   sync.Pool // *[]byte of MaxResponseBody, for reading responses
 }
 
 // NewSender builds a Sender.
@@ -102,7 +104,7 @@ func NewSender(cfg Config) *Sender {
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &Sender{
+	s := &Sender{
 		cfg:   cfg,
 		guard: guard,
 		client: &http.Client{
@@ -113,6 +115,8 @@ func NewSender(cfg Config) *Sender {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	s.bufs.New = func() any { b := make([]byte, cfg.MaxResponseBody); return &b }
+	return s
 }
 
 // Timeout is the per-attempt timeout the sender applies.
@@ -254,12 +258,15 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 		return Result{Err: err, Timeout: timeout, Duration: time.Since(start)}
 	}
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, int64(s.cfg.MaxResponseBody)))
+	bufp := s.bufs.Get().(*[]byte)
+	n, readErr := io.ReadFull(resp.Body, *bufp)
+	body := string((*bufp)[:n])
+	s.bufs.Put(bufp)
 	if readErr == nil {
 		// Reading the rest (up to a bound) lets the connection be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	}
-	res := Result{Code: resp.StatusCode, Body: string(body), Duration: time.Since(start)}
+	res := Result{Code: resp.StatusCode, Body: body, Duration: time.Since(start)}
 	if d, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 		res.RetryAfter = d
 	}

@@ -47,8 +47,8 @@ func newLimiter(minimum, initial, maximum int) *limiter {
 }
 
 // acquire waits for a slot (and for any Retry-After pause to pass) and
-// returns when the request starts.
-func (l *limiter) acquire(ctx context.Context) (time.Time, error) {
+// returns when the request starts. It gives up when ctx ends or stop closes.
+func (l *limiter) acquire(ctx context.Context, stop <-chan struct{}) (time.Time, error) {
 	for {
 		l.mu.Lock()
 		now := time.Now()
@@ -63,6 +63,9 @@ func (l *limiter) acquire(ctx context.Context) (time.Time, error) {
 			case <-ctx.Done():
 				t.Stop()
 				return time.Time{}, ctx.Err()
+			case <-stop:
+				t.Stop()
+				return time.Time{}, errSinkStopped
 			}
 			continue
 		}
@@ -76,6 +79,8 @@ func (l *limiter) acquire(ctx context.Context) (time.Time, error) {
 		case <-wake:
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
+		case <-stop:
+			return time.Time{}, errSinkStopped
 		}
 	}
 }

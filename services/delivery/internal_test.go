@@ -50,7 +50,7 @@ func TestLimiterAIMD(t *testing.T) {
 	ctx := context.Background()
 	// Slow start: every healthy response adds one.
 	for i := 0; i < 12; i++ {
-		s, err := l.acquire(ctx)
+		s, err := l.acquire(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestLimiterAIMD(t *testing.T) {
 	// before the decrease do not halve again.
 	starts := make([]time.Time, 8)
 	for i := range starts {
-		starts[i], _ = l.acquire(ctx)
+		starts[i], _ = l.acquire(ctx, nil)
 	}
 	for _, s := range starts {
 		l.release(s, congested, 0)
@@ -73,7 +73,7 @@ func TestLimiterAIMD(t *testing.T) {
 	}
 	// Now above ssthresh growth is additive: 8 healthy responses add ~1.
 	for i := 0; i < 8; i++ {
-		s, _ := l.acquire(ctx)
+		s, _ := l.acquire(ctx, nil)
 		l.release(s, healthy, 0)
 	}
 	if lim, _ := l.current(); lim != 8 && lim != 9 {
@@ -81,23 +81,23 @@ func TestLimiterAIMD(t *testing.T) {
 	}
 	// Neutral responses change nothing; repeated congestion bottoms out at 1.
 	for i := 0; i < 10; i++ {
-		s, _ := l.acquire(ctx)
+		s, _ := l.acquire(ctx, nil)
 		l.release(s, congested, 0)
 	}
 	if lim, _ := l.current(); lim != 1 {
 		t.Fatalf("limit after repeated congestion = %d, want 1", lim)
 	}
 	// The limit is enforced: with 1 in flight a second acquire waits.
-	held, _ := l.acquire(ctx)
+	held, _ := l.acquire(ctx, nil)
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	if _, err := l.acquire(short); err == nil {
+	if _, err := l.acquire(short, nil); err == nil {
 		t.Fatal("acquired beyond the limit")
 	}
 	cancel()
 	// Retry-After pauses new requests even with free slots.
 	l.release(held, neutral, 300*time.Millisecond)
 	t0 := time.Now()
-	s, err := l.acquire(ctx)
+	s, err := l.acquire(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

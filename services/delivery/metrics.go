@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventstream/eventstream/pkg/webhook"
 )
 
 const instrumentation = "github.com/eventstream/eventstream/services/delivery"
@@ -134,22 +136,41 @@ func (c *consumer) lag() int64 {
 	return n
 }
 
+// sinkMetrics are one sink's instruments with their attributes prepared,
+// so recording allocates nothing per attempt.
+type sinkMetrics struct {
+	in      *instruments
+	byOut   [3]metric.MeasurementOption // delivered, rejected, failed
+	latency metric.RecordOption
+}
+
+func (m *instruments) forTenant(tenant string) *sinkMetrics {
+	sm := &sinkMetrics{in: m}
+	for i, o := range []string{"delivered", "rejected", "failed"} {
+		sm.byOut[i] = metric.WithAttributes(attribute.String("tenant", tenant), attribute.String("outcome", o))
+	}
+	sm.latency = metric.WithAttributes(attribute.String("tenant", tenant))
+	return sm
+}
+
 // recordAttempt counts an attempt and, for a delivery, its latency since
 // ingestion.
-func (m *instruments) recordAttempt(tenant, outcome string, ingested time.Time) {
+func (m *sinkMetrics) recordAttempt(o webhook.Outcome, ingested time.Time) {
 	ctx := context.Background()
-	m.attempts.Add(ctx, 1, metric.WithAttributes(attribute.String("tenant", tenant), attribute.String("outcome", outcome)))
-	if outcome == "delivered" && !ingested.IsZero() {
-		m.latency.Record(ctx, time.Since(ingested).Seconds(), metric.WithAttributes(attribute.String("tenant", tenant)))
+	m.in.attempts.Add(ctx, 1, m.byOut[o].(metric.AddOption))
+	if o == webhook.Delivered && !ingested.IsZero() {
+		m.in.latency.Record(ctx, time.Since(ingested).Seconds(), m.latency)
 	}
 }
 
 // spanStart starts the span of one attempt as a child of the trace the
 // record carried from ingest (kafka headers), keeping parent's cancellation.
-func spanStart(parent context.Context, remote trace.SpanContext, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+func spanStart(parent context.Context, remote trace.SpanContext, name string) (context.Context, trace.Span) {
 	ctx := parent
 	if remote.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(parent, remote)
 	}
-	return tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return tracer.Start(ctx, name, clientSpan)
 }
+
+var clientSpan = trace.WithSpanKind(trace.SpanKindClient)

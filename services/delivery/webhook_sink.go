@@ -45,7 +45,7 @@ type webhookSink struct {
 	// recently enough (see Config.StopPropagation).
 	gate    func(context.Context) error
 	log     *slog.Logger
-	metrics *instruments
+	metrics *sinkMetrics
 
 	window chan struct{} // one token per record held
 	bytes  *byteBudget   // the bodies those records hold
@@ -86,7 +86,7 @@ func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected Re
 	s := &webhookSink{
 		cfg: cfg, env: env, in: env.Integration, sender: sender, rejected: rejected,
 		lim:  newLimiter(cfg.MinConcurrency, cfg.InitialConcurrency, cfg.MaxConcurrency),
-		gate: gate, log: log, metrics: workerMetrics(),
+		gate: gate, log: log, metrics: workerMetrics().forTenant(env.Integration.Tenant),
 		window: make(chan struct{}, cfg.MaxInFlight),
 		bytes:  newByteBudget(int64(cfg.MaxInFlightBytes)),
 		ready:  make(chan *job, cfg.MaxInFlight),
@@ -210,14 +210,14 @@ func (s *webhookSink) attempt(j *job) {
 		s.finish(j)
 		return
 	}
-	ctx, cancel := mergeCancel(j.ctx, s.runCtx)
-	defer cancel()
-	start, err := s.lim.acquire(ctx)
+	start, err := s.lim.acquire(j.ctx, s.runCtx.Done())
 	if err != nil {
 		s.finish(j)
 		return
 	}
-	if err := s.gate(ctx); err != nil || !s.live(j) {
+	// The gate waits on the record's ctx alone: Close cancels the records'
+	// contexts (the partitions are released) before it waits for workers.
+	if err := s.gate(j.ctx); err != nil || !s.live(j) {
 		s.lim.release(start, neutral, 0)
 		s.finish(j)
 		return
@@ -228,20 +228,25 @@ func (s *webhookSink) attempt(j *job) {
 	// The request is not tied to the record's ctx: once started, an attempt
 	// finishes (bounded by the attempt timeout) so its outcome is recorded
 	// rather than left unknown.
-	sctx, span := spanStart(s.hardCtx, j.rec.trace, "webhook.deliver",
-		attribute.String("eventstream.tenant", s.in.Tenant), attribute.String("eventstream.integration", s.in.ID),
-		attribute.String("eventstream.event_id", ev.GetEventId()), attribute.Int("eventstream.retries_remaining", j.retriesLeft))
+	sctx, span := spanStart(s.hardCtx, j.rec.trace, "webhook.deliver")
+	recording := span.IsRecording()
+	if recording {
+		span.SetAttributes(attribute.String("eventstream.tenant", s.in.Tenant), attribute.String("eventstream.integration", s.in.ID),
+			attribute.String("eventstream.event_id", ev.GetEventId()), attribute.Int("eventstream.retries_remaining", j.retriesLeft))
+	}
 	res := s.sender.Send(sctx, &req)
-	if res.Err != nil {
-		span.SetStatus(codes.Error, res.Err.Error())
-	} else {
-		span.SetAttributes(attribute.Int("http.response.status_code", res.Code))
+	if recording {
+		if res.Err != nil {
+			span.SetStatus(codes.Error, res.Err.Error())
+		} else {
+			span.SetAttributes(attribute.Int("http.response.status_code", res.Code))
+		}
 	}
 	span.End()
 	s.lim.release(start, classify(res, s.cfg.SlowResponse), min(res.RetryAfter, s.cfg.RetryMax))
 
 	outcome := res.Outcome()
-	s.metrics.recordAttempt(s.in.Tenant, outcomeName(outcome), ev.GetIngestedAt().AsTime())
+	s.metrics.recordAttempt(outcome, ev.GetIngestedAt().AsTime())
 	status := catalog.AttemptFailure
 	if outcome == webhook.Delivered {
 		status = catalog.AttemptSuccess
@@ -265,17 +270,6 @@ func (s *webhookSink) attempt(j *job) {
 		s.reject(j, res)
 	default:
 		s.retry(j, res)
-	}
-}
-
-func outcomeName(o webhook.Outcome) string {
-	switch o {
-	case webhook.Delivered:
-		return "delivered"
-	case webhook.Rejected:
-		return "rejected"
-	default:
-		return "failed"
 	}
 }
 
@@ -400,13 +394,6 @@ func (s *webhookSink) notifyWaiters() {
 	for _, ch := range ws {
 		close(ch)
 	}
-}
-
-// mergeCancel returns a context ending when either a or b ends.
-func mergeCancel(a, b context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(a)
-	stop := context.AfterFunc(b, cancel)
-	return ctx, func() { stop(); cancel() }
 }
 
 // byteBudget is a semaphore over bytes. A request larger than the whole
