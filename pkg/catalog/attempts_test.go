@@ -33,17 +33,6 @@ func countAttempts(t *testing.T, pool *pgxpool.Pool) int {
 	return n
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func runWriter(t *testing.T, w *catalog.AttemptWriter) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -75,7 +64,7 @@ func TestAttemptWriterCopiesBatchesIntoDayPartitions(t *testing.T) {
 	if err := w.Write(ctx, rows...); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "501 rows", func() bool { return countAttempts(t, db.Pool) == 501 })
+	testenv.WaitFor(t, 20*time.Second, "501 rows", func() bool { return countAttempts(t, db.Pool) == 501 })
 	var code, url, body *string
 	if err := db.Pool.QueryRow(ctx, `SELECT response_code::text, url, response_body FROM publish_attempts
 		WHERE event_id = $1`, old.EventID).Scan(&code, &url, &body); err != nil {
@@ -139,7 +128,7 @@ func TestAttemptWriterBackpressureNeverDrops(t *testing.T) {
 	if err := lockTx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "all accepted rows", func() bool { return countAttempts(t, db.Pool) == written })
+	testenv.WaitFor(t, 20*time.Second, "all accepted rows", func() bool { return countAttempts(t, db.Pool) == written })
 }
 
 func TestAttemptWriterDrainsOnShutdownAndRetention(t *testing.T) {

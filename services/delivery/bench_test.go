@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/testenv"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -48,7 +50,7 @@ func (e *env) benchConfig() delivery.Config {
 
 // waitJoined waits until the integration's consumer holds every partition.
 func (e *env) waitJoined(in *catalog.Integration, partitions int) {
-	waitFor(e.t, 60*time.Second, "consumer joined", func() bool {
+	testenv.WaitFor(e.t, 60*time.Second, "consumer joined", func() bool {
 		m := e.members(e.group(in))
 		return len(m) == 1 && len(m[0]) == partitions
 	})
@@ -125,9 +127,9 @@ func BenchmarkDeliveryVsRawHTTP(b *testing.B) {
 	b.ResetTimer()
 	start = time.Now()
 	e.produceAsync(evs)
-	for hits.Load() < int64(n) || svc.Attempts().Written() < int64(n) {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(b, 5*time.Minute, "every event delivered and its attempt row written", func() bool {
+		return hits.Load() >= int64(n) && svc.Attempts().Written() >= int64(n)
+	})
 	elapsed := time.Since(start)
 	b.StopTimer()
 	rate := float64(n) / elapsed.Seconds()
@@ -158,7 +160,7 @@ func BenchmarkPublishToReceiptLatency(b *testing.B) {
 	e.waitJoined(in, partitions)
 	// Warm up connections and the concurrency limit.
 	warm := e.produceN("customer.created", 200)
-	waitFor(b, 30*time.Second, "warm-up delivered", func() bool { return hits.Load() >= int64(len(warm)) })
+	testenv.WaitFor(b, 30*time.Second, "warm-up delivered", func() bool { return hits.Load() >= int64(len(warm)) })
 
 	n := max(b.N, 2000) // at least 2 s of traffic for a stable p99
 	b.ResetTimer()
@@ -180,7 +182,7 @@ func BenchmarkPublishToReceiptLatency(b *testing.B) {
 			e.cl.Produce(context.Background(), r, nil)
 		}
 	}
-	waitFor(b, 60*time.Second, "all delivered", func() bool {
+	testenv.WaitFor(b, 60*time.Second, "all delivered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(lat) >= n
@@ -214,9 +216,7 @@ func BenchmarkSlowEndpointLittlesLaw(b *testing.B) {
 	b.ResetTimer()
 	start := time.Now()
 	e.produceAsync(evs)
-	for hits.Load() < int64(n) {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(b, 5*time.Minute, "every event delivered", func() bool { return hits.Load() >= int64(n) })
 	b.StopTimer()
 	rate := float64(n) / time.Since(start).Seconds()
 	b.ReportMetric(rate, "events/s")

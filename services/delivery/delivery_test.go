@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/testenv"
+
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
@@ -65,7 +67,7 @@ func TestDeliversContractBodyWithAuthAndSignature(t *testing.T) {
 
 	// One SUCCESS attempt row per event, with the observability fields.
 	e.waitCommittedToEnd(e.group(in))
-	waitFor(t, 10*time.Second, "30 attempt rows", func() bool { return len(e.attempts("erp-1")) == 30 })
+	testenv.WaitFor(t, 10*time.Second, "30 attempt rows", func() bool { return len(e.attempts("erp-1")) == 30 })
 	for _, a := range e.attempts("erp-1") {
 		if a.Status != catalog.AttemptSuccess || a.Code == nil || *a.Code != 200 || a.RetriesRemaining != 10 ||
 			a.URL != rcv.url() || a.Body == nil || *a.Body != "status 200" || a.IntegrationType != "permanent" ||
@@ -114,7 +116,7 @@ func TestRejected400IsStoredAndStreamContinues(t *testing.T) {
 	if st := e.status("erp-1"); st.Status != catalog.StatusRunning {
 		t.Fatalf("integration %s after a 400, want running", st.Status)
 	}
-	waitFor(t, 10*time.Second, "10 attempt rows", func() bool { return len(e.attempts("erp-1")) == 10 })
+	testenv.WaitFor(t, 10*time.Second, "10 attempt rows", func() bool { return len(e.attempts("erp-1")) == 10 })
 	var failures int
 	for _, a := range e.attempts("erp-1") {
 		if a.Status == catalog.AttemptFailure {
@@ -160,7 +162,7 @@ func TestRetryTwiceThenDelivered(t *testing.T) {
 	if retries != 2 {
 		t.Fatalf("%d retry_triggered logs, want 2: %+v", retries, logs)
 	}
-	waitFor(t, 10*time.Second, "3 attempt rows", func() bool { return len(e.attempts("erp-1")) == 3 })
+	testenv.WaitFor(t, 10*time.Second, "3 attempt rows", func() bool { return len(e.attempts("erp-1")) == 3 })
 	rows := e.attempts("erp-1")
 	for i, wantLeft := range []int{10, 9, 8} {
 		wantStatus := catalog.AttemptFailure
@@ -180,7 +182,7 @@ func TestAlways500StopsAfterTenRetriesAndStartResumes(t *testing.T) {
 	e.startWorker(e.config())
 	evs := e.produceN("order.created", 3)
 
-	waitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("erp-1").Status == catalog.StatusStopped })
+	testenv.WaitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("erp-1").Status == catalog.StatusStopped })
 	logs := e.logs("erp-1")
 	if logs[0].Action != catalog.ActionStopped ||
 		!strings.HasPrefix(logs[0].Reason, "Stopped after 10 failed retries. Request to URL "+rcv.url()+" failed. Reason: Internal Server Error (HTTP status code 500)") {
@@ -191,7 +193,7 @@ func TestAlways500StopsAfterTenRetriesAndStartResumes(t *testing.T) {
 	if n := countAction(logs, catalog.ActionRetry); n < 10 {
 		t.Fatalf("%d retry_triggered logs, want at least 10", n)
 	}
-	waitFor(t, 10*time.Second, "attempt rows down to 0", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "attempt rows down to 0", func() bool {
 		for _, a := range e.attempts("erp-1") {
 			if a.RetriesRemaining == 0 {
 				return true
@@ -234,11 +236,11 @@ func TestCallbackToLoopbackWithoutAllowListIsRefused(t *testing.T) {
 	e.startWorker(cfg)
 	e.produceN("order.created", 1)
 
-	waitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("erp-1").Status == catalog.StatusStopped })
+	testenv.WaitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("erp-1").Status == catalog.StatusStopped })
 	if n := len(rcv.requests()); n != 0 {
 		t.Fatalf("the loopback endpoint was reached %d times", n)
 	}
-	waitFor(t, 10*time.Second, "3 attempt rows", func() bool { return len(e.attempts("erp-1")) == 3 })
+	testenv.WaitFor(t, 10*time.Second, "3 attempt rows", func() bool { return len(e.attempts("erp-1")) == 3 })
 	for _, a := range e.attempts("erp-1") {
 		if a.Status != catalog.AttemptFailure || a.Code != nil || a.URL != rcv.url() {
 			t.Fatalf("attempt %+v, want FAILURE without a response", a)
@@ -297,7 +299,7 @@ func TestRejectedLimitStopsInsteadOfDropping(t *testing.T) {
 	}
 	e.startWorker(e.config())
 	evs := e.produceN("order.created", 1)
-	waitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("erp-1").Status == catalog.StatusStopped })
+	testenv.WaitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("erp-1").Status == catalog.StatusStopped })
 	logs := e.logs("erp-1")
 	if logs[0].Action != catalog.ActionStopped || !strings.Contains(logs[0].Reason, "30 rejected events") {
 		t.Fatalf("stop log %+v does not say why", logs[0])

@@ -247,7 +247,7 @@ func (e *env) waitCommittedToEnd(group string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	waitFor(e.t, 30*time.Second, "group "+group+" committed to the end", func() bool {
+	testenv.WaitFor(e.t, 30*time.Second, "group "+group+" committed to the end", func() bool {
 		committed, err := e.adm.FetchOffsets(ctx, group)
 		if err != nil {
 			return false
@@ -328,17 +328,6 @@ func (e *env) attempts(id string) []attemptRow {
 		out = append(out, a)
 	}
 	return out
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // receiver is a webhook endpoint recording every request.
@@ -433,7 +422,7 @@ func idemKey(ev *eventspb.Event) string { return ev.GetName() + ":" + ev.GetIdem
 // waitDelivered waits until every event got at least one 2xx.
 func (r *receiver) waitDelivered(t testing.TB, timeout time.Duration, evs []*eventspb.Event) {
 	t.Helper()
-	waitFor(t, timeout, fmt.Sprintf("%d events delivered (have %d distinct, %d requests)", len(evs), r.delivered(), len(r.requests())), func() bool {
+	testenv.WaitFor(t, timeout, fmt.Sprintf("%d events delivered (have %d distinct, %d requests)", len(evs), r.delivered(), len(r.requests())), func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		for _, ev := range evs {

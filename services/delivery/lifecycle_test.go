@@ -101,14 +101,14 @@ func TestStopHaltsAttemptsWithinBoundAndStartResumes(t *testing.T) {
 	cfg := e.config()
 	e.startWorker(cfg)
 	prod := e.startProducer(5 * time.Millisecond)
-	waitFor(t, 30*time.Second, "deliveries under way", func() bool { return rcv.delivered() >= 50 })
+	testenv.WaitFor(t, 30*time.Second, "deliveries under way", func() bool { return rcv.delivered() >= 50 })
 
 	ctx := context.Background()
 	if _, err := e.store.SetStatus(ctx, e.tenant, "erp-1", catalog.StatusStopped, catalog.ActionStopped, "Stopped via API."); err != nil {
 		t.Fatal(err)
 	}
 	stoppedAt := time.Now()
-	waitFor(t, 10*time.Second, "the consumer to leave its group", func() bool { return len(e.members(e.group(in))) == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the consumer to leave its group", func() bool { return len(e.members(e.group(in))) == 0 })
 	// Events keep arriving while it is stopped.
 	sinceStop := len(rcv.requests())
 	for range 20 {
@@ -178,7 +178,7 @@ func TestTemporaryReplayDeliversExactlyItsWindowThenCompletes(t *testing.T) {
 	e.startWorker(cfg)
 	now := e.produceN("order.created", 5) // published after registration
 
-	waitFor(t, 30*time.Second, "temporary integration completed", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "temporary integration completed", func() bool {
 		in, err := e.store.GetIntegration(context.Background(), e.tenant, "replay")
 		return err == nil && in.Status == catalog.StatusStopped
 	})
@@ -202,11 +202,11 @@ func TestTemporaryReplayDeliversExactlyItsWindowThenCompletes(t *testing.T) {
 
 	// After the retention the completed temporary integration and its
 	// consumer group are deleted.
-	waitFor(t, 30*time.Second, "completed temporary integration deleted", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "completed temporary integration deleted", func() bool {
 		_, err := e.store.GetIntegration(context.Background(), e.tenant, "replay")
 		return errors.Is(err, catalog.ErrNotFound)
 	})
-	waitFor(t, 30*time.Second, "its consumer group deleted", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "its consumer group deleted", func() bool {
 		groups, err := e.adm.ListGroups(context.Background())
 		if err != nil {
 			return false
@@ -232,9 +232,9 @@ func TestRestartAfterOffsetRetentionStartsFromRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "consumer left", func() bool { return len(e.members(e.group(in))) == 0 })
+	testenv.WaitFor(t, 10*time.Second, "consumer left", func() bool { return len(e.members(e.group(in))) == 0 })
 	missed := e.produceN("order.created", 5)
-	waitFor(t, 10*time.Second, "the offset retention to pass", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the offset retention to pass", func() bool {
 		return time.Since(*stopped.StoppedAt) > cfg.OffsetRetention+100*time.Millisecond
 	})
 	if _, err := e.store.SetStatus(ctx, e.tenant, "erp-1", catalog.StatusRunning, catalog.ActionStarted, "Started via API."); err != nil {
@@ -266,18 +266,18 @@ func TestTwoWorkersSplitPartitionsAndHandOver(t *testing.T) {
 	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
 	stop1 := e.startWorker(e.config())
 	e.startWorker(e.config())
-	waitFor(t, 30*time.Second, "two members sharing the partitions", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "two members sharing the partitions", func() bool {
 		m := e.members(e.group(in))
 		return len(m) == 2 && len(m[0]) > 0 && len(m[1]) > 0 && len(m[0])+len(m[1]) == 4
 	})
 	prod := e.startProducer(3 * time.Millisecond)
-	waitFor(t, 30*time.Second, "deliveries under way", func() bool { return rcv.delivered() >= 200 })
+	testenv.WaitFor(t, 30*time.Second, "deliveries under way", func() bool { return rcv.delivered() >= 200 })
 	stop1() // graceful: drains, commits, leaves
-	waitFor(t, 30*time.Second, "one member with every partition", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "one member with every partition", func() bool {
 		m := e.members(e.group(in))
 		return len(m) == 1 && len(m[0]) == 4
 	})
-	waitFor(t, 30*time.Second, "more deliveries", func() bool { return rcv.delivered() >= 400 })
+	testenv.WaitFor(t, 30*time.Second, "more deliveries", func() bool { return rcv.delivered() >= 400 })
 	all := prod.finish()
 	rcv.waitDelivered(t, 60*time.Second, all)
 	e.waitCommittedToEnd(e.group(in))
@@ -326,7 +326,7 @@ func TestSIGKILLedWorkerProcessLosesNothing(t *testing.T) {
 	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
 	a, _ := e.workerProcess()
 	prod := e.startProducer(3 * time.Millisecond)
-	waitFor(t, 60*time.Second, "worker A delivering", func() bool { return rcv.delivered() >= 300 })
+	testenv.WaitFor(t, 60*time.Second, "worker A delivering", func() bool { return rcv.delivered() >= 300 })
 	if err := a.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestSIGKILLedWorkerProcessLosesNothing(t *testing.T) {
 	killedAt := rcv.delivered()
 
 	b, _ := e.workerProcess()
-	waitFor(t, 60*time.Second, "worker B delivering", func() bool { return rcv.delivered() >= killedAt+300 })
+	testenv.WaitFor(t, 60*time.Second, "worker B delivering", func() bool { return rcv.delivered() >= killedAt+300 })
 	all := prod.finish()
 	rcv.waitDelivered(t, 60*time.Second, all)
 	e.waitCommittedToEnd(e.group(in))
@@ -361,7 +361,7 @@ func TestDeleteRemovesConsumerGroup(t *testing.T) {
 	if err := e.store.DeleteIntegration(context.Background(), e.tenant, "erp-1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the consumer group deleted", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the consumer group deleted", func() bool {
 		groups, err := e.adm.ListGroups(context.Background())
 		if err != nil {
 			return false
@@ -400,7 +400,7 @@ func TestPoolsServeOnlyTheirTenants(t *testing.T) {
 	e.startWorker(big)
 	// The claim moves the tenant: the "*" worker's consumer leaves, the big
 	// pool's stays; stopping the "*" worker then changes nothing.
-	waitFor(t, 30*time.Second, "the big pool alone in the group", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the big pool alone in the group", func() bool {
 		c := e.clients(e.group(in))
 		return len(c) == 1 && c[0] == "eventstream-delivery.big"
 	})
@@ -431,13 +431,13 @@ func TestNewIntegrationAtTheLiveEdgeMissesNothing(t *testing.T) {
 			rcv := newReceiver(t, nil)
 			e.startWorker(e.config())
 			prod := e.startProducer(2 * time.Millisecond)
-			waitFor(t, 10*time.Second, "events flowing", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "events flowing", func() bool {
 				prod.mu.Lock()
 				defer prod.mu.Unlock()
 				return len(prod.evs) > 50
 			})
 			in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
-			waitFor(t, 30*time.Second, "deliveries", func() bool { return rcv.delivered() > 100 })
+			testenv.WaitFor(t, 30*time.Second, "deliveries", func() bool { return rcv.delivered() > 100 })
 			all := prod.finish()
 			var want []*eventspb.Event
 			for _, ev := range all {

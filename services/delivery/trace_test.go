@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/testenv"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -44,7 +46,7 @@ func TestTraceContinuesFromIngestToEndpoint(t *testing.T) {
 	if err := e.cl.ProduceSync(context.Background(), []*kgo.Record{r}...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "delivery", func() bool { return rcv.delivered() == 1 })
+	testenv.WaitFor(t, 30*time.Second, "delivery", func() bool { return rcv.delivered() == 1 })
 	got := rcv.requests()[0].header.Get("traceparent")
 	traceID := span.SpanContext().TraceID().String()
 	if !strings.Contains(got, traceID) {
