@@ -161,20 +161,7 @@ func (e *env) startService(cfg delivery.Config) (svc *delivery.Service, stop fun
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				e.t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	e.t.Cleanup(stop)
-	return svc, stop
+	return svc, testenv.Start(e.t, "worker", svc.Run)
 }
 
 // event builds the i-th test event of name (entity id and idempotency key

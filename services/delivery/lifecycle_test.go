@@ -356,6 +356,7 @@ func TestDeleteRemovesConsumerGroup(t *testing.T) {
 	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
 	e.startWorker(e.config())
 	evs := e.produceN("order.created", 5)
+	producedAt := time.Now() // every old event is stamped before this
 	rcv.waitDelivered(t, 30*time.Second, evs)
 	e.waitCommittedToEnd(e.group(in))
 	if err := e.store.DeleteIntegration(context.Background(), e.tenant, "erp-1"); err != nil {
@@ -370,7 +371,12 @@ func TestDeleteRemovesConsumerGroup(t *testing.T) {
 		return !exists
 	})
 	// Re-registering the id starts a new generation: nothing is inherited,
-	// it starts from its registration.
+	// it starts from its registration. A registration also takes events from
+	// the ClockSkew allowance before it, so register once the old events are
+	// outside that allowance: any redelivery is then an inherited position.
+	testenv.WaitFor(t, 5*time.Second, "the old events to fall outside the clock-skew allowance", func() bool {
+		return time.Since(producedAt) > 2*e.config().ClockSkew
+	})
 	again := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
 	if again.Generation == in.Generation {
 		t.Fatal("re-registration kept the generation")

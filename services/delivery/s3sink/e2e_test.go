@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -155,20 +154,7 @@ func (w *world) startWorker(s3cfg s3sink.Config) (stop func()) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				w.t.Errorf("worker: %v", err)
-			}
-		})
-	}
-	w.t.Cleanup(stop)
-	return stop
+	return testenv.Start(w.t, "worker", svc.Run)
 }
 
 // register creates an S3 integration of the tenant (running).
