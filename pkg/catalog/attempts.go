@@ -4,13 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventstream/eventstream/pkg/backoff"
 )
 
 // ErrWriterClosed is returned by AttemptWriter.Write once the writer stopped.
@@ -44,6 +50,10 @@ type AttemptWriterConfig struct {
 	DrainTimeout time.Duration
 	// OnError is told about failed writes (they are retried). Optional.
 	OnError func(error)
+	// OnRowDropped is told about a row Postgres refused even in its safe
+	// form (see AttemptWriter); the row is not stored. Optional: the writer
+	// logs nothing itself.
+	OnRowDropped func(Attempt, error)
 }
 
 func (c *AttemptWriterConfig) defaults() {
@@ -72,13 +82,21 @@ func (c *AttemptWriterConfig) defaults() {
 
 // AttemptWriter stores attempt rows in batches with COPY into the
 // day-partitioned publish_attempts table. Write only enqueues; Run writes.
+//
 // When Postgres is slow or down the queue fills and Write blocks: delivery
-// slows down, no row is dropped. The only rows ever lost are those still
-// queued when the drain bound passes at shutdown with Postgres unreachable.
+// slows down, no row is dropped. A batch Postgres refuses for its content
+// (SQLSTATE classes 22, 23, 54) is split in halves until the refused row is
+// alone; that row is stored in a safe form (its text emptied), and only if
+// even that is refused is it dropped and reported through OnRowDropped. One
+// hostile row therefore never holds up the rows queued behind it. Every text
+// goes through SafeText first, so this is a last line of defence.
+//
+// WriteThen tells its caller when its rows are stored, so a delivery worker
+// commits an event's offset only once the event's attempt row is durable.
 type AttemptWriter struct {
 	pool *pgxpool.Pool
 	cfg  AttemptWriterConfig
-	q    chan Attempt
+	q    chan queuedAttempt
 
 	// mu makes closing race-free: Write holds it shared while enqueuing, the
 	// closer takes it exclusively, so after close no row enters the queue
@@ -89,7 +107,30 @@ type AttemptWriter struct {
 	once    sync.Once
 
 	written atomic.Int64
+	dropped atomic.Int64
 	known   map[string]bool // partition names known to exist (Run goroutine only)
+}
+
+type queuedAttempt struct {
+	a   Attempt
+	ack *attemptAck // nil for Write
+}
+
+// attemptAck calls fn once each of its n rows was stored (or dropped as
+// unstorable: retrying could not store it either) or given up at shutdown.
+type attemptAck struct {
+	left   atomic.Int32
+	failed atomic.Bool
+	fn     func(stored bool)
+}
+
+func (k *attemptAck) settle(stored bool) {
+	if !stored {
+		k.failed.Store(true)
+	}
+	if k.left.Add(-1) == 0 {
+		k.fn(!k.failed.Load())
+	}
 }
 
 // NewAttemptWriter returns a writer over pool. Call Run to start writing.
@@ -98,7 +139,7 @@ func NewAttemptWriter(pool *pgxpool.Pool, cfg AttemptWriterConfig) *AttemptWrite
 	return &AttemptWriter{
 		pool:    pool,
 		cfg:     cfg,
-		q:       make(chan Attempt, cfg.QueueSize),
+		q:       make(chan queuedAttempt, cfg.QueueSize),
 		closing: make(chan struct{}),
 		known:   map[string]bool{},
 	}
@@ -108,21 +149,55 @@ func NewAttemptWriter(pool *pgxpool.Pool, cfg AttemptWriterConfig) *AttemptWrite
 // ctx's error if ctx ends first (rows not yet enqueued are not written) and
 // ErrWriterClosed after the writer stopped.
 func (w *AttemptWriter) Write(ctx context.Context, attempts ...Attempt) error {
+	return w.enqueue(ctx, nil, attempts)
+}
+
+// WriteThen is Write that also calls after, once, from the writer's
+// goroutine, when every row is settled: after(true) once all of them are
+// stored (a row Postgres refuses even in its safe form counts as settled:
+// storing it again could not succeed), after(false) if the writer stopped
+// before storing some of them. after must be quick and must not call the
+// writer. When WriteThen returns an error, after is never called.
+func (w *AttemptWriter) WriteThen(ctx context.Context, after func(stored bool), attempts ...Attempt) error {
+	if len(attempts) == 0 {
+		after(true)
+		return nil
+	}
+	k := &attemptAck{fn: after}
+	k.left.Store(int32(len(attempts)))
+	return w.enqueue(ctx, k, attempts)
+}
+
+func (w *AttemptWriter) enqueue(ctx context.Context, k *attemptAck, attempts []Attempt) error {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
 		return ErrWriterClosed
 	}
-	for _, a := range attempts {
+	for i, a := range attempts {
 		select {
-		case w.q <- a:
+		case w.q <- queuedAttempt{a: a, ack: k}:
 		case <-ctx.Done():
+			w.abandon(k, len(attempts)-i)
 			return ctx.Err()
 		case <-w.closing:
+			w.abandon(k, len(attempts)-i)
 			return ErrWriterClosed
 		}
 	}
 	return nil
+}
+
+// abandon settles the n rows of k that were never enqueued so the ones
+// that were cannot call after: WriteThen reported the error instead.
+func (w *AttemptWriter) abandon(k *attemptAck, n int) {
+	if k == nil {
+		return
+	}
+	k.fn = func(bool) {}
+	for range n {
+		k.settle(false)
+	}
 }
 
 // Queued is how many rows wait to be written (a metric for queue depth).
@@ -131,6 +206,9 @@ func (w *AttemptWriter) Queued() int { return len(w.q) }
 // Written is how many rows this writer stored.
 func (w *AttemptWriter) Written() int64 { return w.written.Load() }
 
+// Dropped is how many rows Postgres refused even in their safe form.
+func (w *AttemptWriter) Dropped() int64 { return w.dropped.Load() }
+
 // Run writes queued rows until ctx ends, then stops accepting rows, writes
 // what is queued within DrainTimeout and returns. It also keeps partitions
 // ahead of time and drops expired ones every MaintenanceInterval.
@@ -138,7 +216,7 @@ func (w *AttemptWriter) Run(ctx context.Context) error {
 	w.maintain(ctx)
 	maint := time.NewTicker(w.cfg.MaintenanceInterval)
 	defer maint.Stop()
-	batch := make([]Attempt, 0, w.cfg.BatchSize)
+	batch := make([]queuedAttempt, 0, w.cfg.BatchSize)
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
 	for {
@@ -164,19 +242,19 @@ func (w *AttemptWriter) Run(ctx context.Context) error {
 			}
 			if len(batch) >= w.cfg.BatchSize {
 				flush.Stop()
-				w.writeRetrying(ctx, batch)
+				w.store(ctx, batch)
 				batch = batch[:0]
 			}
 		case <-flush.C:
 			if len(batch) > 0 {
-				w.writeRetrying(ctx, batch)
+				w.store(ctx, batch)
 				batch = batch[:0]
 			}
 		}
 	}
 }
 
-func (w *AttemptWriter) drain(batch []Attempt) error {
+func (w *AttemptWriter) drain(batch []queuedAttempt) error {
 	w.once.Do(func() { close(w.closing) })
 	w.mu.Lock()
 	w.closed = true
@@ -196,46 +274,134 @@ func (w *AttemptWriter) drain(batch []Attempt) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		w.writeRetrying(ctx, batch)
-		if ctx.Err() != nil {
-			return fmt.Errorf("draining attempt rows: %d rows not written: %w", len(batch)+len(w.q), ctx.Err())
+		if !w.store(ctx, batch) {
+			n := len(batch) + len(w.q)
+			for _, q := range batch {
+				settle(q, false)
+			}
+			for len(w.q) > 0 {
+				settle(<-w.q, false)
+			}
+			return fmt.Errorf("draining attempt rows: %d rows not written: %w", n, ctx.Err())
 		}
 		batch = batch[:0]
 	}
 }
 
-// writeRetrying writes batch, retrying with backoff until it succeeds or ctx
-// ends: rows are never dropped because Postgres is slow or briefly down.
-func (w *AttemptWriter) writeRetrying(ctx context.Context, batch []Attempt) {
-	backoff := 50 * time.Millisecond
-	for {
+func settle(q queuedAttempt, stored bool) {
+	if q.ack != nil {
+		q.ack.settle(stored)
+	}
+}
+
+// store writes batch: retrying with backoff while Postgres is unreachable
+// (rows are never dropped because Postgres is slow or briefly down), and
+// splitting it when Postgres refuses its content. It settles every row it
+// stored or dropped and reports false, settling nothing, when ctx ended
+// first.
+func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) bool {
+	for n := 0; ; n++ {
 		err := w.write(ctx, batch)
 		if err == nil {
 			w.written.Add(int64(len(batch)))
-			return
+			for _, q := range batch {
+				settle(q, true)
+			}
+			return true
+		}
+		if w.refused(ctx, err) {
+			return w.split(ctx, batch, err)
 		}
 		if w.cfg.OnError != nil {
 			w.cfg.OnError(err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+		if backoff.Catalog.Wait(ctx, n) != nil {
+			return false
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// split stores a batch Postgres refused for its content: halves are stored
+// on their own (and split again if refused), so only the refused rows are
+// singled out; a single refused row is stored in its safe form, or dropped.
+func (w *AttemptWriter) split(ctx context.Context, batch []queuedAttempt, err error) bool {
+	if len(batch) > 1 {
+		mid := len(batch) / 2
+		return w.store(ctx, batch[:mid]) && w.store(ctx, batch[mid:])
+	}
+	q := batch[0]
+	safe := []queuedAttempt{{a: q.a.safeForm()}}
+	for n := 0; ; n++ {
+		err = w.write(ctx, safe)
+		if err == nil || w.refused(ctx, err) || ctx.Err() != nil {
+			break
+		}
+		if w.cfg.OnError != nil {
+			w.cfg.OnError(err)
+		}
+		if backoff.Catalog.Wait(ctx, n) != nil {
+			return false
+		}
+	}
+	if err == nil {
+		w.written.Add(1)
+		settle(q, true)
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	w.dropped.Add(1)
+	if w.cfg.OnRowDropped != nil {
+		w.cfg.OnRowDropped(q.a, err)
+	}
+	settle(q, true)
+	return true
+}
+
+// refused reports whether err means the rows themselves cannot be written:
+// Postgres refused their content, or the client could not encode them while
+// Postgres answers (a ping succeeds). Anything else (unreachable, timeouts,
+// cancelled statements) is retried whole: a slow catalog never drops rows.
+func (w *AttemptWriter) refused(ctx context.Context, err error) bool {
+	if refusedContent(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	var netErr net.Error
+	if ctx.Err() != nil || errors.As(err, &pgErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return w.pool.Ping(pctx) == nil
+}
+
+// refusedContent reports whether Postgres refused the rows themselves
+// (data exceptions, constraint violations, limits): writing them again
+// would fail again, so the batch is split rather than retried.
+func refusedContent(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code[:2] {
+	case "22", "23", "54":
+		return true
+	}
+	// The client could not encode a value and aborted the COPY itself.
+	return pgErr.Code == "57014" && strings.HasPrefix(pgErr.Message, "COPY from stdin failed")
 }
 
 var attemptColumns = []string{"tenant", "integration_id", "integration_type", "target", "status", "attempted_at",
 	"retries_remaining", "event_id", "domain_entity_id", "domain_entity_type", "event_name",
 	"url", "filename", "response_code", "response_body", "response_time_ms"}
 
-func (w *AttemptWriter) write(ctx context.Context, batch []Attempt) error {
+func (w *AttemptWriter) write(ctx context.Context, batch []queuedAttempt) error {
 	for i := range batch {
-		if name := partitionName(batch[i].AttemptedAt); !w.known[name] {
-			if err := ensurePartition(ctx, w.pool, batch[i].AttemptedAt); err != nil {
+		if name := partitionName(batch[i].a.AttemptedAt); !w.known[name] {
+			if err := ensurePartition(ctx, w.pool, batch[i].a.AttemptedAt); err != nil {
 				return err
 			}
 			w.known[name] = true
@@ -243,11 +409,11 @@ func (w *AttemptWriter) write(ctx context.Context, batch []Attempt) error {
 	}
 	_, err := w.pool.CopyFrom(ctx, pgx.Identifier{"publish_attempts"}, attemptColumns,
 		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
-			a := &batch[i]
+			a := &batch[i].a
 			return []any{a.Tenant, a.IntegrationID, a.IntegrationType, a.Target, a.Status, a.AttemptedAt,
-				a.RetriesRemaining, a.EventID, a.DomainEntityID, a.DomainEntityType, a.EventName,
-				nullString(a.URL), nullString(a.Filename), nullInt(a.ResponseCode), nullBody(a),
-				a.ResponseTimeMS}, nil
+				int4(a.RetriesRemaining), eventUUID(a.EventID), SafeText(a.DomainEntityID, maxIDText), SafeText(a.DomainEntityType, maxIDText),
+				SafeText(a.EventName, maxIDText), nullString(SafeText(a.URL, 0)), nullString(SafeText(a.Filename, 0)),
+				nullInt(int4(a.ResponseCode)), nullBody(a), int4(a.ResponseTimeMS)}, nil
 		}))
 	if err != nil {
 		// A partition dropped behind our back (retention elsewhere) must be
@@ -258,6 +424,46 @@ func (w *AttemptWriter) write(ctx context.Context, batch []Attempt) error {
 	return nil
 }
 
+// eventUUID is id, or the nil UUID when id is not one (an event id comes
+// from a record; a malformed one must not make the whole batch fail).
+func eventUUID(id string) string {
+	if isUUID(id) {
+		return id
+	}
+	return nilUUID
+}
+
+// nilUUID stands in for an event id Postgres refused in a row's safe form.
+const nilUUID = "00000000-0000-0000-0000-000000000000"
+
+// safeForm is a row Postgres refused, with everything taken from outside
+// reduced to what cannot be refused: the outcome is kept, the texts go.
+func (a Attempt) safeForm() Attempt {
+	s := a
+	s.DomainEntityID, s.URL, s.Filename, s.ResponseBody = asciiOnly(a.DomainEntityID), "", "", ""
+	if !isUUID(a.EventID) {
+		s.EventID = nilUUID
+	}
+	return s
+}
+
+// asciiOnly keeps the printable ASCII of s, at most maxIDText bytes.
+func asciiOnly(s string) string {
+	out := make([]byte, 0, min(len(s), maxIDText))
+	for i := 0; i < len(s) && len(out) < maxIDText; i++ {
+		if c := s[i]; c >= 0x20 && c < 0x7f {
+			out = append(out, c)
+		}
+	}
+	return string(out)
+}
+
+// int4 clamps n to the range of an int column: an out-of-range value would
+// fail in the client, not in Postgres, and never be split out of its batch.
+func int4(n int) int32 {
+	return int32(max(min(n, math.MaxInt32), math.MinInt32))
+}
+
 func nullString(s string) any {
 	if s == "" {
 		return nil
@@ -265,19 +471,19 @@ func nullString(s string) any {
 	return s
 }
 
-func nullInt(n int) any {
+func nullInt(n int32) any {
 	if n == 0 {
 		return nil
 	}
 	return n
 }
 
-// nullBody keeps the body only when there was a response.
+// nullBody keeps the body, made safe, only when there was a response.
 func nullBody(a *Attempt) any {
 	if a.ResponseCode == 0 && a.ResponseBody == "" {
 		return nil
 	}
-	return a.ResponseBody
+	return SafeText(a.ResponseBody, MaxResponseText)
 }
 
 func (w *AttemptWriter) maintain(ctx context.Context) {

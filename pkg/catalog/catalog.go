@@ -19,6 +19,9 @@ var (
 	ErrLimitReached = errors.New("integration limit reached")
 	// ErrRejectedFull means an integration already holds MaxRejectedEvents.
 	ErrRejectedFull = errors.New("rejected events limit reached")
+	// ErrUnstorable means Postgres refused a row for its content, even made
+	// safe: writing it again cannot succeed.
+	ErrUnstorable = errors.New("refused by the catalog")
 )
 
 // Integration types, statuses and targets as they appear in the API.
@@ -94,6 +97,8 @@ type LogEntry struct {
 	Action    string
 	Reason    string
 	CreatedAt time.Time
+	// Repeats is how many times the entry happened (coalesced retries).
+	Repeats int
 }
 
 // RejectedEvent is an event the endpoint answered with 400.

@@ -12,8 +12,19 @@ import (
 // integration already holds MaxRejectedEvents (the caller stops the integration
 // instead of dropping the event) and ErrNotFound when the integration is gone.
 // Storing the same event twice (a redelivery) keeps one row and succeeds.
+//
+// Body is stored as the exact bytes sent; the texts (ids, the response body)
+// are stored as SafeText. A row Postgres still refuses for its content fails
+// with ErrUnstorable: trying again cannot help.
 func (s *Store) AddRejected(ctx context.Context, e RejectedEvent) error {
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	if !isUUID(e.EventID) {
+		return fmt.Errorf("rejected event id %q: %w", SafeText(e.EventID, maxIDText), ErrUnstorable)
+	}
+	e.EventName = SafeText(e.EventName, maxIDText)
+	e.IdempotencyKey = SafeText(e.IdempotencyKey, 0)
+	e.DomainEntityID = SafeText(e.DomainEntityID, maxIDText)
+	e.ResponseBody = SafeText(e.ResponseBody, MaxResponseText)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var n int
 		var exists bool
 		// Lock the integration row so concurrent rejections cannot overshoot the cap.
@@ -44,6 +55,10 @@ func (s *Store) AddRejected(ctx context.Context, e RejectedEvent) error {
 		}
 		return nil
 	})
+	if refusedContent(err) {
+		return fmt.Errorf("%w: %w", ErrUnstorable, err)
+	}
+	return err
 }
 
 // ListRejected returns an integration's rejected events, newest first.

@@ -1,0 +1,9 @@
+-- Hardening: coalesced log entries.
+
+-- A repeated retry_triggered entry (same integration, same reason, within a
+-- minute of the entry's start) bumps its count instead of adding a row, so a
+-- retry storm cannot grow the log without end. Old entries beyond what the
+-- API shows (plus a margin) are pruned as new ones arrive.
+ALTER TABLE integration_logs
+    ADD COLUMN repeats      int NOT NULL DEFAULT 1,
+    ADD COLUMN last_seen_at timestamptz;
