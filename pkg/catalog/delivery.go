@@ -152,3 +152,21 @@ func (s *Store) DeleteCompletedTemporary(ctx context.Context, tenants []string, 
 	}
 	return out, nil
 }
+
+// GroupStates returns the generation and group epoch of every integration of
+// tenants (the consumer groups that may exist for them); other fields are zero.
+func (s *Store) GroupStates(ctx context.Context, tenants []string) ([]DeliveryState, error) {
+	rows, err := s.pool.Query(ctx, `SELECT tenant, id, generation, group_epoch FROM integrations WHERE tenant = ANY($1)`, tenants)
+	if err != nil {
+		return nil, fmt.Errorf("reading group states: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeliveryState, error) {
+		var st DeliveryState
+		err := r.Scan(&st.Tenant, &st.ID, &st.Generation, &st.GroupEpoch)
+		return st, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading group states: %w", err)
+	}
+	return out, nil
+}

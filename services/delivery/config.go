@@ -51,6 +51,11 @@ type Config struct {
 	// (DELIVERY_MAX_IN_FLIGHT_BYTES, 64 MiB); a single larger event still
 	// goes through, alone.
 	MaxInFlightBytes int
+	// MemoryBudget bounds the request bodies held in flight by all of the
+	// worker's webhook integrations together (DELIVERY_MEMORY_BUDGET, 256
+	// MiB). An integration holding nothing is admitted past it with one
+	// event, so one tenant's slow endpoints can slow but never stall another.
+	MemoryBudget int
 	// MaxConcurrency is the most concurrent requests to one integration's
 	// endpoint (WEBHOOK_MAX_CONCURRENCY, 64); the adaptive limit moves
 	// between MinConcurrency (1) and it, starting at InitialConcurrency
@@ -61,8 +66,8 @@ type Config struct {
 	// SlowResponse: a 2xx slower than this does not grow the concurrency
 	// limit (WEBHOOK_SLOW_RESPONSE, 1s).
 	SlowResponse time.Duration
-	// RetryBase and RetryMax shape the exponential backoff with full jitter:
-	// retry n waits a random duration in [0, min(RetryMax, RetryBase*2^n))
+	// RetryBase and RetryMax shape the exponential backoff (pkg/backoff):
+	// retry n waits a random duration in [d/2, d], d = min(RetryMax, RetryBase*2^n)
 	// (DELIVERY_RETRY_BASE 1s, DELIVERY_RETRY_MAX 5m). A Retry-After longer
 	// than the drawn wait is honoured, up to RetryMax.
 	RetryBase time.Duration
@@ -134,6 +139,7 @@ func (c Config) WithDefaults() Config {
 	setDur(&c.AttemptTimeout, webhook.DefaultTimeout)
 	setInt(&c.MaxInFlight, 1000)
 	setInt(&c.MaxInFlightBytes, 64<<20)
+	setInt(&c.MemoryBudget, 256<<20)
 	setInt(&c.MaxConcurrency, 64)
 	setInt(&c.MinConcurrency, 1)
 	setInt(&c.InitialConcurrency, min(4, c.MaxConcurrency))
@@ -190,6 +196,9 @@ func (c Config) Validate() error {
 	if c.MaxInFlight < 1 {
 		errs = append(errs, errors.New("DELIVERY_MAX_IN_FLIGHT: must be at least 1"))
 	}
+	if c.MemoryBudget < 1 {
+		errs = append(errs, errors.New("DELIVERY_MEMORY_BUDGET: must be positive"))
+	}
 	if c.MaxInFlightBytes < 1 {
 		errs = append(errs, errors.New("DELIVERY_MAX_IN_FLIGHT_BYTES: must be positive"))
 	}
@@ -237,6 +246,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	ints := map[string]*int{
 		"DELIVERY_MAX_IN_FLIGHT": &c.MaxInFlight, "DELIVERY_MAX_IN_FLIGHT_BYTES": &c.MaxInFlightBytes,
+		"DELIVERY_MEMORY_BUDGET":      &c.MemoryBudget,
 		"WEBHOOK_MAX_CONCURRENCY":     &c.MaxConcurrency,
 		"WEBHOOK_INITIAL_CONCURRENCY": &c.InitialConcurrency, "DELIVERY_MAX_RETRIES": &c.MaxRetries,
 		"WEBHOOK_MAX_RESPONSE_BODY": &c.MaxResponseBody,

@@ -58,7 +58,7 @@
 // 5xx, timeouts and connection errors, and pauses for Retry-After. 2xx is
 // delivered; 400 stores a rejected event (at the limit the integration stops,
 // nothing is dropped); anything else is retried with exponential backoff and
-// full jitter, logging retry_triggered, until MaxRetries retries failed: then
+// jitter (pkg/backoff), logging retry_triggered, until MaxRetries retries failed: then
 // the integration stops and the record stays uncommitted, so a _start resumes
 // with it. Every attempt is one publish_attempts row, written in batches.
 package delivery

@@ -107,22 +107,6 @@ func TestLimiterAIMD(t *testing.T) {
 	l.release(s, healthy, 0)
 }
 
-func TestBackoffFullJitterBounds(t *testing.T) {
-	base, maxWait := 100*time.Millisecond, 2*time.Second
-	for n := 0; n < 70; n++ {
-		ceiling := maxWait
-		if n < 5 {
-			ceiling = base << n
-		}
-		for i := 0; i < 50; i++ {
-			d := backoff(base, maxWait, n)
-			if d <= 0 || d > ceiling {
-				t.Fatalf("backoff(n=%d) = %s outside (0, %s]", n, d, ceiling)
-			}
-		}
-	}
-}
-
 func TestGroupNames(t *testing.T) {
 	cases := []struct {
 		tenant, id string
@@ -189,26 +173,38 @@ func TestConfigFromEnv(t *testing.T) {
 func TestByteBudget(t *testing.T) {
 	b := newByteBudget(100)
 	ctx := context.Background()
-	if err := b.acquire(ctx, 250, nil); err != nil { // larger than the budget, alone: admitted
+	acquire := func(ctx context.Context, n int64, admit bool, stop <-chan struct{}) error {
+		_, err := b.acquire(ctx, n, admit, stop)
+		return err
+	}
+	if err := acquire(ctx, 250, false, nil); err != nil { // larger than the budget, alone: admitted
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
 	defer cancel()
-	if err := b.acquire(short, 1, nil); err == nil {
+	if err := acquire(short, 1, false, nil); err == nil {
 		t.Fatal("acquired past the budget")
 	}
+	// A holder of nothing is admitted past the budget (the shared budget's rule).
+	if before, err := b.acquire(ctx, 5, true, nil); err != nil || before != 250 {
+		t.Fatalf("admitted acquire: held before %d, err %v", before, err)
+	}
+	b.release(5)
 	done := make(chan error, 1)
-	go func() { done <- b.acquire(ctx, 60, nil) }()
+	go func() { done <- acquire(ctx, 60, false, nil) }()
 	b.release(250)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := b.acquire(ctx, 40, nil); err != nil { // 60+40 fits exactly
+	if err := acquire(ctx, 40, false, nil); err != nil { // 60+40 fits exactly
 		t.Fatal(err)
+	}
+	if b.inUse() != 100 {
+		t.Fatalf("in use %d, want 100", b.inUse())
 	}
 	stop := make(chan struct{})
 	close(stop)
-	if err := b.acquire(ctx, 1, stop); !errors.Is(err, errSinkStopped) {
+	if err := acquire(ctx, 1, false, stop); !errors.Is(err, errSinkStopped) {
 		t.Fatalf("acquire on a stopped sink = %v", err)
 	}
 }

@@ -22,6 +22,11 @@ var tracer = otel.Tracer(instrumentation)
 type instruments struct {
 	attempts metric.Int64Counter
 	latency  metric.Float64Histogram
+	// rejectedUnstored counts rejected events the catalog would not store
+	// (the integration stops instead of dropping them).
+	rejectedUnstored metric.Int64Counter
+	// undecodable counts records no integration can read.
+	undecodable metric.Int64Counter
 }
 
 var (
@@ -40,6 +45,14 @@ func workerMetrics() *instruments {
 		in.latency, _ = meter.Float64Histogram("eventstream.delivery.latency", metric.WithUnit("s"),
 			metric.WithDescription("From ingestion to the endpoint's 2xx answer."),
 			metric.WithExplicitBucketBoundaries(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900))
+		in.rejectedUnstored, _ = meter.Int64Counter("eventstream.delivery.rejected_unstored",
+			metric.WithDescription("Rejected events the catalog refused or kept failing to store; the integration stopped instead of dropping them."))
+		in.undecodable, _ = meter.Int64Counter("eventstream.delivery.undecodable_records",
+			metric.WithDescription("Kafka records that could not be decoded; each is recorded as a FAILURE attempt and skipped."))
+		dropped, _ := meter.Int64ObservableCounter("eventstream.delivery.attempt_rows_dropped",
+			metric.WithDescription("Attempt rows the catalog refused even in their safe form (logged with their ids)."))
+		memory, _ := meter.Int64ObservableGauge("eventstream.delivery.inflight_bytes", metric.WithUnit("By"),
+			metric.WithDescription("Webhook request bodies held in flight by the worker, against DELIVERY_MEMORY_BUDGET."))
 		queue, _ := meter.Int64ObservableGauge("eventstream.delivery.attempt_queue",
 			metric.WithDescription("Attempt rows waiting to be written to the catalog."))
 		lag, _ := meter.Int64ObservableGauge("eventstream.delivery.consumer_lag",
@@ -48,7 +61,10 @@ func workerMetrics() *instruments {
 			metric.WithDescription("Current adaptive concurrency limit of a webhook integration."))
 		_, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 			registry.each(func(s *Service, cs []*consumer) {
-				o.ObserveInt64(queue, int64(s.attempts.Queued()), metric.WithAttributes(attribute.String("pool", s.cfg.Pool)))
+				pool := metric.WithAttributes(attribute.String("pool", s.cfg.Pool))
+				o.ObserveInt64(queue, int64(s.attempts.Queued()), pool)
+				o.ObserveInt64(dropped, s.attempts.Dropped(), pool)
+				o.ObserveInt64(memory, s.bodies.inUse(), pool)
 				for _, c := range cs {
 					attrs := metric.WithAttributes(attribute.String("tenant", c.in.Tenant), attribute.String("integration", c.in.ID))
 					o.ObserveInt64(lag, c.lag(), attrs)
@@ -59,7 +75,7 @@ func workerMetrics() *instruments {
 				}
 			})
 			return nil
-		}, queue, lag, limit)
+		}, queue, lag, limit, dropped, memory)
 		metricsInst = in
 	})
 	return metricsInst

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/webhook"
@@ -21,10 +22,6 @@ import (
 
 // notifyChannel is the catalog's NOTIFY channel for integration changes.
 const notifyChannel = "eventstream_integrations"
-
-// retentionInterval is how often completed temporary integrations are
-// deleted (more often when TemporaryRetention is shorter than two of them).
-const retentionInterval = time.Hour
 
 // Service is a delivery worker: it runs one consumer per running integration
 // of its pool's tenants and keeps that set in line with the catalog.
@@ -35,8 +32,10 @@ type Service struct {
 	log      *slog.Logger
 	sender   *webhook.Sender
 	attempts *catalog.AttemptWriter
-	sinks    map[string]NewSinkFunc
-	tenants  []string // nil: the "*" pool
+	// bodies is the worker-wide budget of webhook bodies in flight.
+	bodies  *byteBudget
+	sinks   map[string]NewSinkFunc
+	tenants []string // nil: the "*" pool
 
 	ctx       context.Context // Run's
 	adm       *kadm.Client
@@ -98,9 +97,14 @@ func New(cfg Config, store *catalog.Store, pool *pgxpool.Pool, opts ...Option) (
 		Timeout: cfg.AttemptTimeout, MaxResponseBody: cfg.MaxResponseBody, AllowCIDRs: cfg.AllowCIDRs,
 		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, 2),
 	})
+	s.bodies = newByteBudget(int64(cfg.MemoryBudget))
 	s.attempts = catalog.NewAttemptWriter(pool, catalog.AttemptWriterConfig{
 		Retention: cfg.AttemptRetention,
 		OnError:   func(err error) { s.log.Warn("writing attempt rows", "err", err) },
+		OnRowDropped: func(a catalog.Attempt, err error) {
+			s.log.Error("attempt row refused by the catalog even in its safe form: not stored",
+				"tenant", a.Tenant, "integration", a.IntegrationID, "event_id", a.EventID, "status", a.Status, "err", err)
+		},
 	})
 	return s, nil
 }
@@ -131,13 +135,14 @@ func (s *Service) Run(ctx context.Context) error {
 	defer admCl.Close()
 	s.adm = kadm.NewClient(admCl)
 
+	// The attempt writer outlives the consumers (they record their last
+	// outcomes while draining); the listener and the janitor end with ctx.
+	// Run returns only after every goroutine it started has ended.
 	writerCtx, stopWriter := context.WithCancel(context.Background())
-	writerDone := make(chan error, 1)
-	go func() { writerDone <- s.attempts.Run(writerCtx) }()
-	go s.listen(ctx)
-
-	janitorDone := make(chan struct{})
-	go func() { defer close(janitorDone); s.janitor(ctx) }()
+	var writer, housekeeping errgroup.Group
+	writer.Go(func() error { return s.attempts.Run(writerCtx) })
+	housekeeping.Go(func() error { s.listen(ctx); return nil })
+	housekeeping.Go(func() error { s.janitor(ctx); return nil })
 
 	// The supervisor loop only reads the catalog and starts/stops consumers,
 	// so it confirms running integrations every StopPropagation/4 without
@@ -160,7 +165,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.onExit(c)
 		}
 	}
-	<-janitorDone
+	_ = housekeeping.Wait()
 
 	s.log.Info("shutting down: draining consumers", "consumers", len(s.consumers))
 	for _, c := range s.consumers {
@@ -170,7 +175,7 @@ func (s *Service) Run(ctx context.Context) error {
 		<-c.done
 	}
 	stopWriter()
-	return <-writerDone
+	return writer.Wait()
 }
 
 func (s *Service) pokeNow() {
@@ -358,7 +363,7 @@ func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt ti
 		}
 		st = nst
 	}
-	c := newConsumer(s, in, st)
+	c := newConsumer(s.consumerDeps(), in, st)
 	c.confirm(readAt)
 	s.consumers[k] = c
 	registry.add(s, c)
@@ -406,153 +411,15 @@ func (s *Service) onExit(c *consumer) {
 	s.pokeNow()
 }
 
-// janitor does the housekeeping off the supervisor loop: deleting completed
-// temporary integrations after their retention, and consumer groups whose
-// integration registration is gone (at every resync and on request).
-func (s *Service) janitor(ctx context.Context) {
-	retention := time.NewTicker(min(retentionInterval, s.cfg.TemporaryRetention/2))
-	defer retention.Stop()
-	groups := time.NewTicker(s.cfg.ResyncInterval)
-	defer groups.Stop()
-	s.retention(ctx)
-	s.cleanupGroups(ctx)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-retention.C:
-			s.retention(ctx)
-		case <-groups.C:
-			s.cleanupGroups(ctx)
-		case <-s.cleanup:
-			s.cleanupGroups(ctx)
-		}
-	}
-}
-
-// retention deletes the pool's temporary integrations completed more than
-// TemporaryRetention ago (their consumer groups go with the next cleanup).
-func (s *Service) retention(ctx context.Context) {
-	gone, err := s.store.DeleteCompletedTemporary(ctx, s.tenants, time.Now().Add(-s.cfg.TemporaryRetention))
-	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Warn("deleting completed temporary integrations", "err", err)
-		}
-		return
-	}
-	for _, g := range gone {
-		s.log.Info("deleted completed temporary integration", "tenant", g.Tenant, "integration", g.ID)
-	}
-	if len(gone) > 0 {
-		s.cleanupSoon()
-	}
-}
-
-// cleanupGroups deletes consumer groups whose integration registration no
-// longer exists (deleted, re-registered under a new generation, or reset to
-// a new epoch). A group still in use by some worker is not empty and is left
-// for a later pass.
-func (s *Service) cleanupGroups(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	listed, err := s.adm.ListGroups(ctx)
-	if err != nil {
-		s.log.Warn("listing consumer groups", "err", err)
-		return
-	}
-	type parsed struct {
-		name  string
-		gen   int64
-		epoch int
-	}
-	byKey := map[ikey][]parsed{}
-	var tenants []string
-	for name := range listed {
-		t, id, gen, epoch, ok := parseGroupName(name)
-		if !ok {
-			continue
-		}
-		k := ikey{t, id}
-		if _, seen := byKey[k]; !seen {
-			tenants = append(tenants, t)
-		}
-		byKey[k] = append(byKey[k], parsed{name, gen, epoch})
-	}
-	if len(byKey) == 0 {
-		return
-	}
-	// Read the catalog after listing: a group listed above existed before
-	// this read, so its integration, if it still exists, is in it.
-	current := map[ikey]catalog.DeliveryState{}
-	rows, err := s.pool.Query(ctx, `SELECT tenant, id, generation, group_epoch FROM integrations WHERE tenant = ANY($1)`, tenants)
-	if err != nil {
-		s.log.Warn("reading integrations for group cleanup", "err", err)
-		return
-	}
-	for rows.Next() {
-		var st catalog.DeliveryState
-		if err := rows.Scan(&st.Tenant, &st.ID, &st.Generation, &st.GroupEpoch); err != nil {
-			rows.Close()
-			return
-		}
-		current[ikey{st.Tenant, st.ID}] = st
-	}
-	rows.Close()
-	if rows.Err() != nil {
-		return
-	}
-	var orphans []string
-	for k, groups := range byKey {
-		cur, exists := current[k]
-		for _, g := range groups {
-			if !exists || g.gen != cur.Generation || g.epoch < cur.GroupEpoch {
-				orphans = append(orphans, g.name)
-			}
-		}
-	}
-	if len(orphans) == 0 {
-		return
-	}
-	resp, err := s.adm.DeleteGroups(ctx, orphans...)
-	if err != nil {
-		s.log.Warn("deleting consumer groups", "err", err)
-		return
-	}
-	for _, r := range resp.Sorted() {
-		if r.Err == nil {
-			s.log.Info("deleted consumer group of a removed integration", "group", r.Group)
-		}
-	}
-}
-
-// parseGroupName splits "eventstream.<tenant>.<id>.<generation>[.<epoch>]".
-// Tenants and ids cannot contain dots.
-func parseGroupName(name string) (tenant, id string, gen int64, epoch int, ok bool) {
-	rest, found := strings.CutPrefix(name, "eventstream.")
-	if !found {
-		return "", "", 0, 0, false
-	}
-	parts := strings.Split(rest, ".")
-	if len(parts) != 3 && len(parts) != 4 {
-		return "", "", 0, 0, false
-	}
-	gen, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil {
-		return "", "", 0, 0, false
-	}
-	if len(parts) == 4 {
-		if epoch, err = strconv.Atoi(parts[3]); err != nil || epoch < 1 {
-			return "", "", 0, 0, false
-		}
-	}
-	return parts[0], parts[1], gen, epoch, true
+func (s *Service) consumerDeps() consumerDeps {
+	return consumerDeps{cfg: s.cfg, adm: s.adm, status: s.store, attempts: s.attempts, newSink: s.newSink, life: s.ctx, log: s.log}
 }
 
 // newSink builds the sink of a consumer's run.
 func (s *Service) newSink(ctx context.Context, c *consumer) (Sink, error) {
 	env := SinkEnv{Integration: c.in, Done: c.markDone, Interrupt: c.interrupt, Attempts: s.attempts, Logs: s.store}
 	if c.in.Target() == catalog.TargetWebhook {
-		return newWebhookSink(s.cfg, env, s.sender, s.store, c.gate, c.log), nil
+		return newWebhookSink(s.cfg, env, s.sender, s.store, s.bodies, c.gate, c.log), nil
 	}
 	f := s.sinks[c.in.Target()]
 	if f == nil {

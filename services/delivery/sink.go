@@ -31,8 +31,15 @@ type Record struct {
 // AttemptWriter takes attempt rows for batched storage. Write blocks when the
 // writer's queue is full (backpressure on delivery, never loss) and returns an
 // error only when ctx ends or the writer is closed.
+//
+// WriteThen also calls after once the rows are durable (stored: true) or the
+// writer stopped without storing them (false); after is never called when
+// WriteThen returns an error. A final outcome's record is marked Done only
+// from after(true), so no offset is committed ahead of its attempt row: a
+// worker killed at any moment loses no attempt record of a committed event.
 type AttemptWriter interface {
 	Write(ctx context.Context, attempts ...catalog.Attempt) error
+	WriteThen(ctx context.Context, after func(stored bool), attempts ...catalog.Attempt) error
 }
 
 // LogWriter appends integration log entries (retry_triggered, ...).

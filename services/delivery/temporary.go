@@ -13,7 +13,9 @@ import (
 // (by record timestamp, which ingest sets to the ingestion time). Once
 // ends_at plus the grace for producer clock skew has passed, the window is
 // fixed: per partition it spans from the first record at or after starts_at
-// (S) to the first record after ends_at (B). The integration is complete when
+// (S) to the first record stamped after ends_at plus the clock-skew
+// allowance (B); records between are delivered when stamped within the
+// window. The integration is complete when
 // the group's committed offset reached B on every partition with S < B, which
 // any member of the group can see, whichever partitions it holds.
 type completion struct {
@@ -25,18 +27,20 @@ type completion struct {
 // ends the run once its whole window was delivered. Run from commitLoop.
 func (c *consumer) checkCompletion() {
 	comp := c.completion
-	if comp.done || time.Now().Before(c.in.EndsAt.Add(c.svc.cfg.ClockSkew)) {
+	if comp.done || time.Now().Before(c.in.EndsAt.Add(c.deps.cfg.ClockSkew)) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	if comp.bounds == nil {
-		starts, err := c.svc.adm.ListOffsetsAfterMilli(ctx, c.fromMs, c.topic)
+		starts, err := c.deps.adm.ListOffsetsAfterMilli(ctx, c.fromMs, c.topic)
 		if err != nil {
 			c.log.Warn("listing window start offsets", "err", err)
 			return
 		}
-		ends, err := c.svc.adm.ListOffsetsAfterMilli(ctx, c.toMs+1, c.topic)
+		// The window's end on a partition is the first record past the
+		// clock-skew allowance (records up to it are filtered one by one).
+		ends, err := c.deps.adm.ListOffsetsAfterMilli(ctx, c.toMs+c.deps.cfg.ClockSkew.Milliseconds()+1, c.topic)
 		if err != nil {
 			c.log.Warn("listing window end offsets", "err", err)
 			return
@@ -54,7 +58,7 @@ func (c *consumer) checkCompletion() {
 		}
 		comp.bounds = bounds
 	}
-	committed, err := c.svc.adm.FetchOffsets(ctx, c.group)
+	committed, err := c.deps.adm.FetchOffsets(ctx, c.group)
 	if err != nil {
 		c.log.Warn("fetching committed offsets", "err", err)
 		return

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
+	"github.com/eventstream/eventstream/pkg/backoff"
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/webhook"
@@ -49,7 +49,9 @@ type webhookSink struct {
 
 	window chan struct{} // one token per record held
 	bytes  *byteBudget   // the bodies those records hold
-	ready  chan *job     // capacity MaxInFlight: a send never blocks
+	// shared is the worker-wide budget of bodies, across integrations.
+	shared *byteBudget
+	ready  chan *job // capacity MaxInFlight: a send never blocks
 
 	// runCtx ends on Close or interrupt: no attempt starts after that.
 	runCtx context.Context
@@ -79,7 +81,7 @@ type job struct {
 	unwatch     [2]func() bool
 }
 
-func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected RejectedStore,
+func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected RejectedStore, shared *byteBudget,
 	gate func(context.Context) error, log *slog.Logger) *webhookSink {
 	runCtx, stop := context.WithCancel(context.Background())
 	hardCtx, hardCancel := context.WithCancel(context.Background())
@@ -89,6 +91,7 @@ func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected Re
 		gate: gate, log: log, metrics: workerMetrics().forTenant(env.Integration.Tenant),
 		window: make(chan struct{}, cfg.MaxInFlight),
 		bytes:  newByteBudget(int64(cfg.MaxInFlightBytes)),
+		shared: shared,
 		ready:  make(chan *job, cfg.MaxInFlight),
 		runCtx: runCtx, stop: stop, hardCtx: hardCtx, hardCancel: hardCancel,
 		fin: newTracker(),
@@ -116,7 +119,7 @@ func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
 	// The body holds the payload now; the attempt rows need only the
 	// event's identity, so the decoded payload is not kept twice.
 	r.Event.Payload = nil
-	if err := s.bytes.acquire(ctx, int64(len(j.body)), s.runCtx.Done()); err != nil {
+	if err := s.acquireBody(ctx, int64(len(j.body))); err != nil {
 		<-s.window
 		return err
 	}
@@ -258,18 +261,43 @@ func (s *webhookSink) attempt(j *job) {
 		EventName: ev.GetName(), URL: req.URL, ResponseCode: res.Code, ResponseBody: res.Body,
 		ResponseTimeMS: int(res.Duration.Milliseconds()),
 	}
-	if err := s.env.Attempts.Write(s.hardCtx, row); err != nil {
-		s.log.Warn("recording attempt", "err", err)
-	}
-
 	switch outcome {
 	case webhook.Delivered:
-		s.env.Done(j.rec)
-		s.finish(j)
+		s.settle(j, row)
 	case webhook.Rejected:
-		s.reject(j, res)
+		if s.reject(j, res) {
+			s.settle(j, row)
+		} else {
+			s.write(row)
+			s.finish(j)
+		}
 	default:
+		s.write(row)
 		s.retry(j, res)
+	}
+}
+
+// settle records the final outcome of j: its attempt row, and once the row
+// is durable, j is Done (its offset may be committed) and finished.
+func (s *webhookSink) settle(j *job, row catalog.Attempt) {
+	err := s.env.Attempts.WriteThen(s.hardCtx, func(stored bool) {
+		if stored {
+			s.env.Done(j.rec)
+		}
+		s.finish(j)
+	}, row)
+	if err != nil {
+		// Not Done: the record is delivered again by whoever consumes next.
+		s.log.Warn("recording attempt", "err", err)
+		s.finish(j)
+	}
+}
+
+// write records an attempt that is not final (the record is retried or set
+// aside for a later start).
+func (s *webhookSink) write(row catalog.Attempt) {
+	if err := s.env.Attempts.Write(s.hardCtx, row); err != nil {
+		s.log.Warn("recording attempt", "err", err)
 	}
 }
 
@@ -284,47 +312,50 @@ func classify(res webhook.Result, slow time.Duration) signal {
 	}
 }
 
-// reject stores a 400-answered event as rejected; the stream goes on. When
-// the integration already holds the maximum, it stops instead of dropping.
-func (s *webhookSink) reject(j *job, res webhook.Result) {
+// rejectRetries bounds the tries to store one rejected event while the
+// catalog fails: past them the integration stops, saying why.
+const rejectRetries = 8
+
+// reject stores a 400-answered event as rejected and reports true: the
+// stream goes on. When the integration already holds the maximum, when the
+// catalog refuses the event, or when storing keeps failing for rejectRetries
+// tries, it stops the integration instead of dropping the event (false; the
+// record stays not Done and comes again after a start).
+func (s *webhookSink) reject(j *job, res webhook.Result) bool {
 	ev := j.rec.Event
 	e := catalog.RejectedEvent{
 		Tenant: s.in.Tenant, IntegrationID: s.in.ID, EventID: ev.GetEventId(), EventName: ev.GetName(),
 		IdempotencyKey: ev.GetIdempotencyKey(), DomainEntityID: ev.GetDomainEntityId(),
 		Body: j.body, ResponseCode: res.Code, ResponseBody: res.Body,
 	}
-	backoff := 100 * time.Millisecond
-	for {
+	for n := 0; ; n++ {
 		err := s.rejected.AddRejected(s.hardCtx, e)
 		switch {
 		case err == nil:
-			s.env.Done(j.rec)
-			s.finish(j)
-			return
+			return true
 		case errors.Is(err, catalog.ErrRejectedFull):
 			s.interrupt(fmt.Sprintf("Stopped: the endpoint rejected event %s (HTTP status code 400) and %d rejected events "+
 				"are already stored, so nothing more can be set aside. Nothing was dropped: retry or delete rejected "+
 				"events, then start the integration again to resume with this event.", ev.GetEventId(), catalog.MaxRejectedEvents))
-			s.finish(j)
-			return
+			return false
 		case errors.Is(err, catalog.ErrNotFound):
-			s.finish(j) // the integration was deleted meanwhile
-			return
+			return false // the integration was deleted meanwhile
+		case errors.Is(err, catalog.ErrUnstorable) || n >= rejectRetries:
+			s.metrics.in.rejectedUnstored.Add(context.Background(), 1)
+			s.log.Error("storing rejected event", "event_id", ev.GetEventId(), "partition", j.rec.Partition, "offset", j.rec.Offset, "err", err)
+			s.interrupt(fmt.Sprintf("Stopped: the endpoint rejected event %s (HTTP status code 400) and it could not be "+
+				"stored as a rejected event (%s). Nothing was dropped: start the integration again to resume with this event.",
+				ev.GetEventId(), catalog.SafeText(err.Error(), 300)))
+			return false
 		}
 		s.log.Warn("storing rejected event", "event_id", ev.GetEventId(), "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-s.hardCtx.Done():
-			t.Stop()
-			s.finish(j)
-			return
+		if backoff.Catalog.Wait(s.hardCtx, n) != nil {
+			return false
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 
-// retry schedules j's next attempt with exponential backoff and full jitter
+// retry schedules j's next attempt with exponential backoff and jitter (pkg/backoff)
 // (or the endpoint's Retry-After when longer), logging retry_triggered; with
 // no retries left the integration stops and j stays not Done.
 func (s *webhookSink) retry(j *job, res webhook.Result) {
@@ -343,7 +374,7 @@ func (s *webhookSink) retry(j *job, res webhook.Result) {
 	}
 	n := s.cfg.MaxRetries - j.retriesLeft // retries so far
 	j.retriesLeft--
-	delay := backoff(s.cfg.RetryBase, s.cfg.RetryMax, n)
+	delay := backoff.Policy{Base: s.cfg.RetryBase, Max: s.cfg.RetryMax}.Delay(n)
 	if ra := min(res.RetryAfter, s.cfg.RetryMax); ra > delay {
 		delay = ra
 	}
@@ -365,20 +396,11 @@ func (s *webhookSink) retry(j *job, res webhook.Result) {
 	j.timer.Reset(delay)
 }
 
-// backoff draws the wait before retry n (0-based): full jitter over an
-// exponentially growing cap.
-func backoff(base, maxWait time.Duration, n int) time.Duration {
-	ceiling := maxWait
-	if n < 62 && base<<n > 0 && base<<n < maxWait {
-		ceiling = base << n
-	}
-	return rand.N(ceiling) + 1
-}
-
 // finish releases j's window slot and counts it finished for Flush. Every job
 // is finished exactly once.
 func (s *webhookSink) finish(j *job) {
 	s.bytes.release(int64(len(j.body)))
+	s.shared.release(int64(len(j.body)))
 	<-s.window
 	s.seqMu.Lock()
 	s.fin.done(j.seq)
@@ -396,6 +418,24 @@ func (s *webhookSink) notifyWaiters() {
 	}
 }
 
+// acquireBody takes n bytes of the integration's own budget and of the
+// worker-wide one. An integration holding nothing is always admitted to the
+// shared budget: however full other tenants' slow endpoints keep it, every
+// integration moves at least one event at a time, so no tenant can stall
+// another; the worker's total stays within the shared budget plus one event
+// per integration.
+func (s *webhookSink) acquireBody(ctx context.Context, n int64) error {
+	before, err := s.bytes.acquire(ctx, n, false, s.runCtx.Done())
+	if err != nil {
+		return err
+	}
+	if _, err := s.shared.acquire(ctx, n, before == 0, s.runCtx.Done()); err != nil {
+		s.bytes.release(n)
+		return err
+	}
+	return nil
+}
+
 // byteBudget is a semaphore over bytes. A request larger than the whole
 // budget is admitted when nothing else is held, so it cannot wait forever.
 type byteBudget struct {
@@ -408,24 +448,34 @@ func newByteBudget(max int64) *byteBudget {
 	return &byteBudget{max: max, wake: make(chan struct{})}
 }
 
-func (b *byteBudget) acquire(ctx context.Context, n int64, stop <-chan struct{}) error {
+// acquire takes n bytes, waiting for room, and returns what was held
+// before. It admits n at once when nothing is held or when admit is set.
+func (b *byteBudget) acquire(ctx context.Context, n int64, admit bool, stop <-chan struct{}) (int64, error) {
 	for {
 		b.mu.Lock()
-		if b.used == 0 || b.used+n <= b.max {
+		if admit || b.used == 0 || b.used+n <= b.max {
+			before := b.used
 			b.used += n
 			b.mu.Unlock()
-			return nil
+			return before, nil
 		}
 		wake := b.wake
 		b.mu.Unlock()
 		select {
 		case <-wake:
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case <-stop:
-			return errSinkStopped
+			return 0, errSinkStopped
 		}
 	}
+}
+
+// inUse is how many bytes are held.
+func (b *byteBudget) inUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
 }
 
 func (b *byteBudget) release(n int64) {

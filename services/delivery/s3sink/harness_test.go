@@ -66,6 +66,14 @@ func (c *core) Write(_ context.Context, a ...catalog.Attempt) error {
 	return nil
 }
 
+func (c *core) WriteThen(ctx context.Context, after func(bool), a ...catalog.Attempt) error {
+	if err := c.Write(ctx, a...); err != nil {
+		return err
+	}
+	after(true)
+	return nil
+}
+
 func (c *core) AddLog(_ context.Context, _, _, action, reason string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/eventstream/eventstream/pkg/backoff"
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/services/delivery"
@@ -565,13 +565,31 @@ func (s *Sink) finish(f *file) error {
 
 // report writes the SUCCESS attempt rows of a stored file, then marks its
 // records Done.
+//
+// The records are Done only once every row is durable, so no offset is
+// committed ahead of its attempt record. If the rows cannot be stored (the
+// worker is stopping), the object is stored but its records are not Done:
+// they are delivered again (into another file) after a restart.
 func (s *Sink) report(f *file, stored time.Time) error {
-	if err := s.writeAttempts(f, f.meta.since(0), catalog.Attempt{
+	var (
+		wg      sync.WaitGroup
+		lost    atomic.Bool
+		pending = func(stored bool) {
+			if !stored {
+				lost.Store(true)
+			}
+			wg.Done()
+		}
+	)
+	err := s.writeAttempts(f, f.meta.since(0), catalog.Attempt{
 		Status: catalog.AttemptSuccess, AttemptedAt: stored, RetriesRemaining: f.minRetries,
-	}); err != nil {
-		// The object is stored but its records are not Done: they are
-		// delivered again (into another file) after a restart.
+	}, func() func(bool) { wg.Add(1); return pending })
+	wg.Wait()
+	if err != nil {
 		return err
+	}
+	if lost.Load() {
+		return fmt.Errorf("writing attempt records of %s: %w", f.key, errClosed)
 	}
 	for i := 0; i < len(f.recs); i += attemptBatch {
 		s.env.Done(f.recs[i:min(i+attemptBatch, len(f.recs))]...)
@@ -631,7 +649,7 @@ func (s *Sink) try(f *file, view metaView, req func(context.Context) error) erro
 			Status: catalog.AttemptFailure, AttemptedAt: start, RetriesRemaining: remaining,
 			ResponseCode: fl.status, ResponseBody: fl.message,
 			ResponseTimeMS: int(time.Since(start).Milliseconds()),
-		}); err != nil {
+		}, nil); err != nil {
 			return err
 		}
 		where := fmt.Sprintf("s3://%s/%s", s.in.S3.Bucket, f.key)
@@ -647,24 +665,10 @@ func (s *Sink) try(f *file, view metaView, req func(context.Context) error) erro
 		if err := s.env.Logs.AddLog(s.runCtx, s.in.Tenant, s.in.ID, catalog.ActionRetry, reason); err != nil {
 			s.log.Warn("logging S3 retry", "err", err)
 		}
-		t := time.NewTimer(backoff(s.cfg.RetryBase, s.cfg.RetryMax, attempt))
-		select {
-		case <-t.C:
-		case <-s.runCtx.Done():
-			t.Stop()
+		if (backoff.Policy{Base: s.cfg.RetryBase, Max: s.cfg.RetryMax}).Wait(s.runCtx, attempt) != nil {
 			return errClosed
 		}
 	}
-}
-
-// backoff is base·2^attempt capped at max, with "equal jitter": between half
-// and all of it, so many integrations failing together do not retry in step.
-func backoff(base, maxWait time.Duration, attempt int) time.Duration {
-	d := maxWait
-	if attempt < 30 && base<<attempt < maxWait {
-		d = base << attempt
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // interrupt stops the integration: new records are refused, the upload is
@@ -686,7 +690,11 @@ func (s *Sink) interrupt(f *file, reason string) {
 
 // writeAttempts writes one row per event of view, each a copy of base with
 // the event's and integration's fields filled in.
-func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt) error {
+//
+// With durable set, each chunk of rows is written with WriteThen and the
+// callback durable returns (called once per chunk, before the chunk is
+// enqueued); a chunk whose WriteThen fails is settled as not stored.
+func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt, durable func() func(stored bool)) error {
 	base.Tenant = s.in.Tenant
 	base.IntegrationID = s.in.ID
 	base.IntegrationType = s.in.Type
@@ -698,7 +706,14 @@ func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt) error
 	)
 	flush := func() {
 		// A fresh slice per call: the writer may keep the one it is given.
-		werr = s.env.Attempts.Write(s.runCtx, batch...)
+		if durable == nil {
+			werr = s.env.Attempts.Write(s.runCtx, batch...)
+		} else {
+			after := durable()
+			if werr = s.env.Attempts.WriteThen(s.runCtx, after, batch...); werr != nil {
+				after(false)
+			}
+		}
 		batch = nil
 	}
 	view.each(func(m eventMeta) {

@@ -1,0 +1,75 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// startTime is where the integration's stream begins: the restart after a
+// long stop (a reset group), else starts_at (a replay), else the
+// registration (events published from registration on, even those published
+// before the consumer first joins), both less the ClockSkew allowance.
+// Records stamped earlier are never delivered.
+func (c *consumer) startTime() time.Time {
+	switch {
+	case c.state.OffsetsResetAt != nil && c.state.GroupEpoch > 0:
+		return c.state.OffsetsResetAt.Add(-c.deps.cfg.ClockSkew)
+	case c.in.StartsAt != nil:
+		return *c.in.StartsAt
+	}
+	return c.in.CreatedAt.Add(-c.deps.cfg.ClockSkew)
+}
+
+// adjustStart places partitions the group never committed at the first
+// record stamped at or after startTime.
+//
+// franz-go's AfterMilli offset does this too, but when no such record exists
+// yet it lists the end offset concurrently with the by-time lookup, so a
+// record appended in between is skipped: exactly the live edge a new
+// integration starts at. Here the end offset is listed first; with no
+// record at or after the start time by then, the partition starts at that
+// earlier end, and records stamped before the start time are skipped by the
+// feeder.
+func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	parts := offsets[c.topic]
+	if len(parts) == 0 {
+		return offsets, nil
+	}
+	committed, err := c.deps.adm.FetchOffsets(ctx, c.group)
+	if err != nil {
+		return nil, fmt.Errorf("fetching committed offsets: %w", err)
+	}
+	var fresh []int32
+	for p := range parts {
+		if o, ok := committed.Lookup(c.topic, p); !ok || o.Err != nil || o.At < 0 {
+			fresh = append(fresh, p)
+		}
+	}
+	if len(fresh) == 0 {
+		return offsets, nil
+	}
+	ends, err := c.deps.adm.ListEndOffsets(ctx, c.topic)
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets: %w", err)
+	}
+	byTime, err := c.deps.adm.ListOffsetsAfterMilli(ctx, c.fromMs, c.topic)
+	if err != nil {
+		return nil, fmt.Errorf("listing offsets by time: %w", err)
+	}
+	for _, p := range fresh {
+		e, ok1 := ends.Lookup(c.topic, p)
+		t, ok2 := byTime.Lookup(c.topic, p)
+		if !ok1 || !ok2 || e.Err != nil || t.Err != nil {
+			return nil, fmt.Errorf("listing start offset of partition %d: missing or failed", p)
+		}
+		start := e.Offset
+		if t.Offset >= 0 && t.Offset < start {
+			start = t.Offset
+		}
+		parts[p] = kgo.NewOffset().At(start)
+	}
+	return offsets, nil
+}
