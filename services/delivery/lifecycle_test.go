@@ -340,6 +340,19 @@ func TestSIGKILLedWorkerProcessLosesNothing(t *testing.T) {
 	e.waitCommittedToEnd(e.group(in))
 	t.Logf("SIGKILL mid-stream: %d events, all delivered at least once; %d duplicate deliveries (delivered by A, not yet committed when it died)",
 		len(all), rcv.duplicates())
+	// Nothing lost includes the observability record: an offset is committed
+	// only once its attempt row is durable, so every event has a SUCCESS row
+	// even though A died with rows queued.
+	success := e.successIDs("erp-1")
+	missing := 0
+	for _, ev := range all {
+		if !success[ev.GetEventId()] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Fatalf("%d of %d delivered events have no SUCCESS attempt row after the SIGKILL", missing, len(all))
+	}
 
 	// A graceful stop of B exits cleanly.
 	if err := b.Process.Signal(syscall.SIGTERM); err != nil {
