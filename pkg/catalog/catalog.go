@@ -5,6 +5,7 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -97,8 +98,18 @@ type LogEntry struct {
 	Action    string
 	Reason    string
 	CreatedAt time.Time
-	// Repeats is how many times the entry happened (coalesced retries).
+	// Repeats is how many times the entry happened (coalesced retries),
+	// the last time at LastAt.
 	Repeats int
+	LastAt  time.Time
+}
+
+// Text is the reason as the API shows it: with a count of its repeats.
+func (e LogEntry) Text() string {
+	if e.Repeats <= 1 {
+		return e.Reason
+	}
+	return fmt.Sprintf("%s (%d times, the last at %s)", e.Reason, e.Repeats, e.LastAt.UTC().Format("2006-01-02T15:04:05.000Z"))
 }
 
 // RejectedEvent is an event the endpoint answered with 400.

@@ -24,6 +24,9 @@ type DeliveryState struct {
 	// OffsetsResetAt is when the group was last reset to "from now on".
 	OffsetsResetAt *time.Time
 	StoppedAt      *time.Time
+	// OffsetsCommitted: the group of this generation and epoch has
+	// committed offsets before (see MarkOffsetsCommitted).
+	OffsetsCommitted bool
 }
 
 // poolFilter selects integrations of a delivery pool: $1 is the pool's
@@ -59,12 +62,41 @@ func (s *Store) ClaimPoolTenants(ctx context.Context, pool string, tenants []str
 	})
 }
 
-const deliveryStateColumns = `tenant, id, generation, integration_type, status, updated_at, group_epoch, offsets_reset_at, stopped_at`
+const deliveryStateColumns = `tenant, id, generation, integration_type, status, updated_at, group_epoch, offsets_reset_at, stopped_at,
+	coalesce(offsets_committed_epoch = group_epoch, false)`
 
 func scanDeliveryState(r pgx.CollectableRow) (DeliveryState, error) {
 	var d DeliveryState
-	err := r.Scan(&d.Tenant, &d.ID, &d.Generation, &d.Type, &d.Status, &d.UpdatedAt, &d.GroupEpoch, &d.OffsetsResetAt, &d.StoppedAt)
+	err := r.Scan(&d.Tenant, &d.ID, &d.Generation, &d.Type, &d.Status, &d.UpdatedAt, &d.GroupEpoch, &d.OffsetsResetAt, &d.StoppedAt,
+		&d.OffsetsCommitted)
 	return d, err
+}
+
+// MarkOffsetsCommitted records that the consumer group of this generation
+// and epoch committed offsets. A worker calls it once per run, after its
+// first successful commit; it leaves updated_at alone (not a change of the
+// integration).
+func (s *Store) MarkOffsetsCommitted(ctx context.Context, tenant, id string, generation int64, epoch int) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE integrations SET offsets_committed_epoch = $4
+		WHERE tenant = $1 AND id = $2 AND generation = $3 AND group_epoch = $4
+		  AND offsets_committed_epoch IS DISTINCT FROM $4`, tenant, id, generation, epoch); err != nil {
+		return fmt.Errorf("recording committed offsets: %w", err)
+	}
+	return nil
+}
+
+// LastAttemptAt returns when the integration's newest attempt since since
+// was made; ok is false when there is none.
+func (s *Store) LastAttemptAt(ctx context.Context, tenant, id string, since time.Time) (at time.Time, ok bool, err error) {
+	var t *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT max(attempted_at) FROM publish_attempts
+		WHERE tenant = $1 AND integration_id = $2 AND attempted_at >= $3`, tenant, id, since).Scan(&t); err != nil {
+		return time.Time{}, false, fmt.Errorf("reading the last attempt: %w", err)
+	}
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	return *t, true, nil
 }
 
 // DeliveryStates returns the state of every integration (any status) of a

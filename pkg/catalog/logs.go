@@ -3,7 +3,6 @@ package catalog
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -73,7 +72,7 @@ func (s *Store) AddLog(ctx context.Context, tenant, id, action, reason string) e
 }
 
 // ListLogs returns up to limit newest entries of an integration, newest first.
-// An entry that counts repeats says so at the end of its reason. It returns
+// An entry that counts repeats has Repeats > 1 (Text says so). It returns
 // ErrNotFound for an unknown integration.
 func (s *Store) ListLogs(ctx context.Context, tenant, id string, limit int) ([]LogEntry, error) {
 	if _, err := s.GetIntegration(ctx, tenant, id); err != nil {
@@ -86,11 +85,7 @@ func (s *Store) ListLogs(ctx context.Context, tenant, id string, limit int) ([]L
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (LogEntry, error) {
 		var e LogEntry
-		var last time.Time
-		err := r.Scan(&e.Action, &e.Reason, &e.CreatedAt, &e.Repeats, &last)
-		if e.Repeats > 1 {
-			e.Reason += " (" + strconv.Itoa(e.Repeats) + " times until " + last.UTC().Format("2006-01-02T15:04:05.000Z") + ")"
-		}
+		err := r.Scan(&e.Action, &e.Reason, &e.CreatedAt, &e.Repeats, &e.LastAt)
 		return e, err
 	})
 }

@@ -40,7 +40,7 @@ func TestRetryLogsCoalesceAndPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The registration entry and one coalesced retry entry.
-	if len(logs) != 2 || logs[0].Repeats != 500 || !strings.Contains(logs[0].Reason, "(500 times until ") {
+	if len(logs) != 2 || logs[0].Repeats != 500 || !strings.Contains(logs[0].Text(), "(500 times, the last at ") {
 		t.Fatalf("logs after 500 identical retries: %+v", logs)
 	}
 	// Distinct reasons are distinct entries, but the table keeps a bounded tail.

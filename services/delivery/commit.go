@@ -112,6 +112,12 @@ func (c *consumer) commitLoop() {
 		}
 		c.commitLocked(list)
 		c.mu.Unlock()
+		if c.committedOnce.Load() && !c.markedCommitted {
+			ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+			err := c.deps.status.MarkOffsetsCommitted(ctx, c.in.Tenant, c.in.ID, c.in.Generation, c.state.GroupEpoch)
+			cancel()
+			c.markedCommitted = err == nil
+		}
 		if c.completion != nil {
 			c.checkCompletion()
 		}
@@ -159,6 +165,7 @@ func (c *consumer) commitLocked(list []*partState) {
 	for _, ps := range list {
 		if o, ok := offsets[ps.p]; ok {
 			ps.committed = o.Offset
+			c.committedOnce.Store(true)
 		}
 	}
 }

@@ -77,22 +77,33 @@ type consumer struct {
 	room  chan struct{} // cap 1: a buffer got room (see waitForRoom)
 
 	completion *completion // temporary integrations
+
+	// committedOnce is set after the run's first successful commit;
+	// markedCommitted once the catalog knows (see MarkOffsetsCommitted).
+	committedOnce   atomic.Bool
+	markedCommitted bool
 }
 
 // consumerDeps is what a consumer needs from the worker that runs it.
 type consumerDeps struct {
 	cfg Config
 	adm *kadm.Client
-	// status sets the integration stopped (interrupts, completion).
-	status interface {
-		SetStatus(ctx context.Context, tenant, id, status, action, reason string) (*catalog.Integration, error)
-	}
+	// status sets the integration stopped (interrupts, completion) and
+	// keeps what the start-offset logic needs.
+	status consumerCatalog
 	// attempts records outcomes the core decides itself (undecodable records).
 	attempts AttemptWriter
 	newSink  func(ctx context.Context, c *consumer) (Sink, error)
 	// life is the worker's lifetime: it bounds retries of catalog writes.
 	life context.Context
 	log  *slog.Logger
+}
+
+// consumerCatalog is the part of the catalog a consumer uses.
+type consumerCatalog interface {
+	SetStatus(ctx context.Context, tenant, id, status, action, reason string) (*catalog.Integration, error)
+	MarkOffsetsCommitted(ctx context.Context, tenant, id string, generation int64, epoch int) error
+	LastAttemptAt(ctx context.Context, tenant, id string, since time.Time) (time.Time, bool, error)
 }
 
 func newConsumer(deps consumerDeps, in *catalog.Integration, st catalog.DeliveryState) *consumer {

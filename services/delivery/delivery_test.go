@@ -153,7 +153,7 @@ func TestRetryTwiceThenDelivered(t *testing.T) {
 	retries := 0
 	for _, l := range logs {
 		if l.Action == catalog.ActionRetry {
-			retries++
+			retries += l.Repeats
 			if l.Reason != want {
 				t.Fatalf("retry reason %q, want %q", l.Reason, want)
 			}

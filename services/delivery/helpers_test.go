@@ -271,11 +271,13 @@ func (e *env) logs(id string) []catalog.LogEntry {
 	return l
 }
 
+// countAction counts the entries of action, each as often as it repeated
+// (repeated retry_triggered entries are coalesced).
 func countAction(logs []catalog.LogEntry, action string) int {
 	n := 0
 	for _, l := range logs {
 		if l.Action == action {
-			n++
+			n += max(l.Repeats, 1)
 		}
 	}
 	return n

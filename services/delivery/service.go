@@ -134,6 +134,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer admCl.Close()
 	s.adm = kadm.NewClient(admCl)
+	s.checkOffsetRetention(ctx)
 
 	// The attempt writer outlives the consumers (they record their last
 	// outcomes while draining); the listener and the janitor end with ctx.
@@ -426,4 +427,36 @@ func (s *Service) newSink(ctx context.Context, c *consumer) (Sink, error) {
 		return nil, fmt.Errorf("no sink registered for target %q", c.in.Target())
 	}
 	return f(ctx, env)
+}
+
+// checkOffsetRetention warns when the broker keeps committed offsets for less
+// than OffsetRetention: an integration stopped longer than the broker's
+// retention then finds its offsets gone (it resumes from when it stopped,
+// see resumeAfterLostOffsets, but the broker should keep them).
+func (s *Service) checkOffsetRetention(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	configs, err := s.adm.DescribeBrokerConfigs(ctx)
+	if err != nil {
+		s.log.Warn("reading the broker's offsets.retention.minutes", "err", err)
+		return
+	}
+	for _, rc := range configs {
+		for _, c := range rc.Configs {
+			if c.Key != "offsets.retention.minutes" || c.Value == nil {
+				continue
+			}
+			minutes, err := strconv.ParseInt(*c.Value, 10, 64)
+			if err != nil {
+				continue
+			}
+			broker := time.Duration(minutes) * time.Minute
+			if broker < s.cfg.OffsetRetention {
+				s.log.Warn("the broker keeps committed offsets for less than DELIVERY_OFFSET_RETENTION: "+
+					"set offsets.retention.minutes on the brokers to at least "+strconv.FormatInt(int64(s.cfg.OffsetRetention/time.Minute), 10),
+					"offsets_retention", broker.String(), "delivery_offset_retention", s.cfg.OffsetRetention.String())
+			}
+			return
+		}
+	}
 }

@@ -55,7 +55,11 @@ func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32
 	if err != nil {
 		return nil, fmt.Errorf("listing end offsets: %w", err)
 	}
-	byTime, err := c.deps.adm.ListOffsetsAfterMilli(ctx, c.fromMs, c.topic)
+	from := c.fromMs
+	if r := c.resumeAfterLostOffsets(ctx); r > from {
+		from = r
+	}
+	byTime, err := c.deps.adm.ListOffsetsAfterMilli(ctx, from, c.topic)
 	if err != nil {
 		return nil, fmt.Errorf("listing offsets by time: %w", err)
 	}
@@ -72,4 +76,35 @@ func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32
 		parts[p] = kgo.NewOffset().At(start)
 	}
 	return offsets, nil
+}
+
+// resumeAfterLostOffsets returns where partitions without committed offsets
+// start (ms) when the group had committed before: the broker expired its
+// offsets (offsets.retention.minutes shorter than DELIVERY_OFFSET_RETENTION).
+// Replaying from the registration would deliver everything again, so the
+// stream resumes from when the integration stopped, or, if it never did,
+// from its newest attempt, less the clock-skew allowance. 0 means no
+// adjustment (a group that never committed starts at its start time).
+func (c *consumer) resumeAfterLostOffsets(ctx context.Context) int64 {
+	if !c.state.OffsetsCommitted {
+		return 0
+	}
+	var at time.Time
+	switch {
+	case c.in.StoppedAt != nil && c.in.StoppedAt.After(c.in.CreatedAt):
+		at = *c.in.StoppedAt
+	default:
+		last, ok, err := c.deps.status.LastAttemptAt(ctx, c.in.Tenant, c.in.ID, c.in.CreatedAt)
+		if err != nil || !ok {
+			if err != nil {
+				c.log.Warn("reading the last attempt to resume lost offsets", "err", err)
+			}
+			return 0
+		}
+		at = last
+	}
+	at = at.Add(-c.deps.cfg.ClockSkew)
+	c.log.Warn("the group's committed offsets are gone (broker offsets retention shorter than DELIVERY_OFFSET_RETENTION?): "+
+		"resuming from when the integration stopped", "from", at)
+	return at.UnixMilli()
 }

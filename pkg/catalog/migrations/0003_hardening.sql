@@ -7,3 +7,9 @@
 ALTER TABLE integration_logs
     ADD COLUMN repeats      int NOT NULL DEFAULT 1,
     ADD COLUMN last_seen_at timestamptz;
+
+-- The consumer-group epoch whose group has committed offsets. A worker that
+-- finds no committed offsets for a group that had some (the broker's offsets
+-- retention expired them) resumes from when the integration stopped instead
+-- of replaying from its registration.
+ALTER TABLE integrations ADD COLUMN offsets_committed_epoch int;

@@ -371,7 +371,7 @@ func TestE2EBadCredentialsThenFix(t *testing.T) {
 	for _, l := range logs {
 		switch l.Action {
 		case catalog.ActionRetry:
-			retries++
+			retries += l.Repeats
 			if !strings.HasPrefix(l.Reason, "Upload of s3://e2e-creds/"+w.tenant+"/") ||
 				!strings.HasSuffix(l.Reason, "Reason: SignatureDoesNotMatch: Invalid access credentials. (HTTP status code 403)") {
 				t.Fatalf("retry log %q", l.Reason)
