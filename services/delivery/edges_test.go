@@ -1,0 +1,124 @@
+package delivery_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/events/eventspb"
+	"github.com/eventstream/eventstream/pkg/testenv"
+	"github.com/eventstream/eventstream/services/delivery"
+)
+
+// An integration whose committed offsets vanished (the broker's offsets
+// retention expired them while it was stopped) resumes from when it
+// stopped: what it delivered before is not replayed, what was published
+// while it was stopped arrives.
+func TestLostOffsetsResumeFromTheStopNotTheRegistration(t *testing.T) {
+	e := newEnv(t, 2)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	cfg := e.config()
+	e.startWorker(cfg)
+	first := e.produceN("order.created", 20)
+	rcv.waitDelivered(t, 30*time.Second, first)
+	e.waitCommittedToEnd(e.group(in))
+	testenv.WaitFor(t, 10*time.Second, "the catalog to know the group committed", func() bool {
+		st, err := e.store.GetDeliveryState(context.Background(), e.tenant, "erp-1")
+		return err == nil && st.OffsetsCommitted
+	})
+
+	ctx := context.Background()
+	if _, err := e.store.SetStatus(ctx, e.tenant, "erp-1", catalog.StatusStopped, catalog.ActionStopped, "Stopped via API."); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "consumer left", func() bool { return len(e.members(e.group(in))) == 0 })
+	// The broker forgets the group's offsets (retention expiry).
+	if _, err := e.adm.DeleteGroups(ctx, e.group(in)); err != nil {
+		t.Fatal(err)
+	}
+	missed := e.produceN("order.created", 10)
+	if _, err := e.store.SetStatus(ctx, e.tenant, "erp-1", catalog.StatusRunning, catalog.ActionStarted, "Started via API."); err != nil {
+		t.Fatal(err)
+	}
+	later := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, append(missed, later...))
+	e.waitCommittedToEnd(e.group(in))
+	for _, ev := range first {
+		if n := rcv.okCount(idemKey(ev)); n != 1 {
+			t.Fatalf("an event delivered before the stop was delivered %d times: the stream replayed from the registration", n)
+		}
+	}
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestWorkerWarnsWhenTheBrokerKeepsOffsetsShorter(t *testing.T) {
+	store, db := testenv.NewStore(t)
+	cluster := testenv.NewKafka(t, kfake.BrokerConfigs(map[string]string{"offsets.retention.minutes": "60"}))
+	var logs syncBuffer
+	cfg := delivery.Config{Brokers: cluster.ListenAddrs(), OffsetRetention: 30 * 24 * time.Hour}
+	svc, err := delivery.New(cfg, store, db.Pool, delivery.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Start(t, "worker", svc.Run)
+	testenv.WaitFor(t, 10*time.Second, "the retention warning", func() bool {
+		return strings.Contains(logs.String(), "offsets.retention.minutes on the brokers to at least 43200")
+	})
+}
+
+// A temporary integration filters records one by one: an in-window record
+// that follows a later-stamped one (ingest hosts' clocks differ) is still
+// delivered, and the window completes.
+func TestTemporaryWindowDeliversALateInWindowRecord(t *testing.T) {
+	e := newEnv(t, 1)
+	base := time.Now().Add(-time.Hour).Truncate(time.Second)
+	starts, ends := base, base.Add(time.Minute)
+	cfg := e.config() // ClockSkew 100ms
+	at := func(i int, ts time.Time) *eventspb.Event { return e.event("order.created", i, ts) }
+	inWindow := []*eventspb.Event{at(1, base.Add(time.Second)), at(2, ends.Add(-time.Second))}
+	early := at(3, ends.Add(cfg.ClockSkew/2))     // just past ends_at, within the skew allowance
+	late := at(4, ends.Add(-10*time.Millisecond)) // in the window, appended after it
+	after := at(5, ends.Add(time.Hour))           // well past: the window is over
+	e.produce(append(inWindow, early, late, after)...)
+
+	rcv := newReceiver(t, nil)
+	e.register("replay", catalog.Webhook{CallbackURL: rcv.url()}, func(in *catalog.Integration) {
+		in.Type = catalog.TypeTemporary
+		in.StartsAt, in.EndsAt = &starts, &ends
+	})
+	e.startWorker(cfg)
+	want := append(inWindow, late)
+	rcv.waitDelivered(t, 30*time.Second, want)
+	testenv.WaitFor(t, 30*time.Second, "temporary integration completed", func() bool {
+		in, err := e.store.GetIntegration(context.Background(), e.tenant, "replay")
+		return err == nil && in.Status == catalog.StatusStopped
+	})
+	if got := rcv.delivered(); got != len(want) {
+		t.Fatalf("delivered %d events, want the %d stamped in the window", got, len(want))
+	}
+}
