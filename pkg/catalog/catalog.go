@@ -137,6 +137,11 @@ func New(pool *pgxpool.Pool, box *secrets.Box) *Store {
 	return &Store{pool: pool, box: box}
 }
 
+// WithPool returns a Store over pool with s's secrets: a worker gives its
+// supervisor a pool of its own, so hot-path writes cannot starve the reads
+// that keep integrations confirmed running.
+func (s *Store) WithPool(pool *pgxpool.Pool) *Store { return &Store{pool: pool, box: s.box} }
+
 // Pool exposes the connection pool for packages that own their own tables
 // (attempt records) and for health checks.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -28,6 +28,9 @@ type Config struct {
 	// SECRETS_KEY); the Service itself receives a store.
 	DatabaseURL string
 	SecretsKey  string
+	// DatabaseMaxConns sizes cmd/delivery's catalog pool (DATABASE_MAX_CONNS,
+	// 10); the supervisor adds a pool of 2 of its own.
+	DatabaseMaxConns int
 
 	// ResyncInterval is how often every running integration is reloaded in
 	// full, in addition to LISTEN/NOTIFY (DELIVERY_RESYNC_INTERVAL, 30s).
@@ -140,6 +143,7 @@ func (c Config) WithDefaults() Config {
 	setInt(&c.MaxInFlight, 1000)
 	setInt(&c.MaxInFlightBytes, 64<<20)
 	setInt(&c.MemoryBudget, 256<<20)
+	setInt(&c.DatabaseMaxConns, 10)
 	setInt(&c.MaxConcurrency, 64)
 	setInt(&c.MinConcurrency, 1)
 	setInt(&c.InitialConcurrency, min(4, c.MaxConcurrency))
@@ -249,7 +253,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		"DELIVERY_MEMORY_BUDGET":      &c.MemoryBudget,
 		"WEBHOOK_MAX_CONCURRENCY":     &c.MaxConcurrency,
 		"WEBHOOK_INITIAL_CONCURRENCY": &c.InitialConcurrency, "DELIVERY_MAX_RETRIES": &c.MaxRetries,
-		"WEBHOOK_MAX_RESPONSE_BODY": &c.MaxResponseBody,
+		"WEBHOOK_MAX_RESPONSE_BODY": &c.MaxResponseBody, "DATABASE_MAX_CONNS": &c.DatabaseMaxConns,
 	}
 	for name, p := range ints {
 		if v := getenv(name); v != "" {

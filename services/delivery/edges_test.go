@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
@@ -120,5 +121,75 @@ func TestTemporaryWindowDeliversALateInWindowRecord(t *testing.T) {
 	})
 	if got := rcv.delivered(); got != len(want) {
 		t.Fatalf("delivered %d events, want the %d stamped in the window", got, len(want))
+	}
+}
+
+// A catalog whose connections are all taken (slow attempt writes, say) slows
+// delivery down but does not freeze the stop gate: the supervisor reads
+// states over a pool of its own, so deliveries go on within their window and
+// a _stop still takes effect.
+func TestExhaustedCatalogPoolNeitherFreezesDeliveryNorOverrunsAStop(t *testing.T) {
+	e := newEnv(t, 2)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	cfg := e.config()
+	e.startWorker(cfg)
+	warm := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, warm)
+
+	// Take every connection of the worker's pool.
+	ctx := context.Background()
+	var held []*pgxpool.Conn
+	for range int(e.db.Pool.Config().MaxConns) {
+		c, err := e.db.Pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	release := func() {
+		for _, c := range held {
+			c.Release()
+		}
+		held = nil
+	}
+	t.Cleanup(release)
+	// A deliberate waiting period, twice the stop bound, with the pool
+	// exhausted: a stop gate that needed this pool would have closed by now.
+	<-time.After(2 * cfg.StopPropagation)
+	busy := e.produceN("order.created", 100)
+	testenv.WaitFor(t, 30*time.Second, "deliveries going on while the pool is exhausted", func() bool {
+		return rcv.delivered() >= len(warm)+len(busy)
+	})
+	if e.db.Pool.Stat().AcquiredConns() != int32(len(held)) {
+		t.Fatalf("the worker got a connection of the exhausted pool")
+	}
+
+	// A stop still takes effect (through another connection).
+	other, err := pgxpool.New(ctx, e.db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := e.store.WithPool(other).SetStatus(ctx, e.tenant, "erp-1", catalog.StatusStopped, catalog.ActionStopped, "Stopped via API."); err != nil {
+		t.Fatal(err)
+	}
+	stoppedAt := time.Now()
+	testenv.WaitFor(t, 10*time.Second, "consumer left after the stop", func() bool { return len(e.members(e.group(in))) == 0 })
+	afterStop := e.produceN("order.created", 10)
+	release()
+	// Once the pool is back, the rows queued meanwhile are written.
+	testenv.WaitFor(t, 30*time.Second, "the attempt rows of the deliveries made meanwhile", func() bool {
+		return len(e.successIDs("erp-1")) >= len(warm)+len(busy)
+	})
+	for _, r := range rcv.requests() {
+		if r.at.After(stoppedAt.Add(cfg.StopPropagation)) {
+			t.Fatalf("a request started %s after the stop, beyond the %s bound", r.at.Sub(stoppedAt), cfg.StopPropagation)
+		}
+	}
+	for _, ev := range afterStop {
+		if rcv.okCount(idemKey(ev)) != 0 {
+			t.Fatal("an event published after the stop was delivered")
+		}
 	}
 }

@@ -26,8 +26,12 @@ const notifyChannel = "eventstream_integrations"
 // Service is a delivery worker: it runs one consumer per running integration
 // of its pool's tenants and keeps that set in line with the catalog.
 type Service struct {
-	cfg      Config
-	store    *catalog.Store
+	cfg   Config
+	store *catalog.Store
+	// states reads integration states for the supervisor over a pool of its
+	// own (Run opens it): the stop gate depends on these reads, so they never
+	// wait behind attempt rows, logs and rejected events.
+	states   *catalog.Store
 	pool     *pgxpool.Pool
 	log      *slog.Logger
 	sender   *webhook.Sender
@@ -135,6 +139,14 @@ func (s *Service) Run(ctx context.Context) error {
 	defer admCl.Close()
 	s.adm = kadm.NewClient(admCl)
 	s.checkOffsetRetention(ctx)
+	stateCfg := s.pool.Config().Copy()
+	stateCfg.MaxConns, stateCfg.MinConns = 2, 0
+	statePool, err := pgxpool.NewWithConfig(ctx, stateCfg)
+	if err != nil {
+		return fmt.Errorf("opening the supervisor's catalog pool: %w", err)
+	}
+	defer statePool.Close()
+	s.states = s.store.WithPool(statePool)
 
 	// The attempt writer outlives the consumers (they record their last
 	// outcomes while draining); the listener and the janitor end with ctx.
@@ -252,7 +264,11 @@ func sameRun(a, b catalog.DeliveryState) bool {
 // without a state change are restarted too.
 func (s *Service) pollStates(ctx context.Context, full bool) {
 	readAt := time.Now()
-	states, err := s.store.DeliveryStates(ctx, s.tenants)
+	// A read slower than the stop bound is abandoned: the gate closes
+	// meanwhile anyway, and the loop stays responsive.
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.StopPropagation)
+	defer cancel()
+	states, err := s.states.DeliveryStates(rctx, s.tenants)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Warn("reading integration states", "err", err)
@@ -304,7 +320,7 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 // changed reports whether c's integration configuration differs from the
 // catalog's (a change that did not go through the API's stop/patch/start).
 func (s *Service) changed(ctx context.Context, c *consumer) bool {
-	in, err := s.store.GetIntegration(ctx, c.in.Tenant, c.in.ID)
+	in, err := s.states.GetIntegration(ctx, c.in.Tenant, c.in.ID)
 	if err != nil {
 		return false
 	}
@@ -326,7 +342,7 @@ func (s *Service) changed(ctx context.Context, c *consumer) bool {
 // start loads a running integration and starts its consumer.
 func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt time.Time) {
 	k := ikey{st.Tenant, st.ID}
-	in, err := s.store.GetIntegration(ctx, st.Tenant, st.ID)
+	in, err := s.states.GetIntegration(ctx, st.Tenant, st.ID)
 	if err != nil {
 		if !errors.Is(err, catalog.ErrNotFound) {
 			s.log.Warn("loading integration", "tenant", st.Tenant, "integration", st.ID, "err", err)

@@ -11,8 +11,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/secrets"
 	"github.com/eventstream/eventstream/pkg/telemetry"
@@ -54,9 +52,9 @@ func run() error {
 		return err
 	}
 	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := catalog.OpenPool(ctx, cfg.DatabaseURL, catalog.PoolOptions{MaxConns: int32(cfg.DatabaseMaxConns)})
 	if err != nil {
-		return fmt.Errorf("connecting to the catalog: %w", err)
+		return err
 	}
 	defer pool.Close()
 	s3, err := s3sink.NewFactory(s3cfg, slog.Default())
