@@ -57,7 +57,7 @@ func TestDeliversContractBodyWithAuthAndSignature(t *testing.T) {
 		if got := r.header.Get("webhook-id"); got != ev.GetEventId() {
 			t.Fatalf("webhook-id = %q, want the event id %s", got, ev.GetEventId())
 		}
-		if err := verifyStandardWebhook(secret, r.header, r.body); err != nil {
+		if err := testenv.VerifyStandardWebhook(secret, r.header, r.body, time.Now()); err != nil {
 			t.Fatalf("signature: %v", err)
 		}
 	}

@@ -2,10 +2,6 @@ package delivery_test
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -421,38 +415,4 @@ func (r *receiver) waitDelivered(t testing.TB, timeout time.Duration, evs []*eve
 		}
 		return true
 	})
-}
-
-// verifyStandardWebhook is an independent implementation of Standard
-// Webhooks verification (https://www.standardwebhooks.com/): the signed
-// content is "id.timestamp.body", the key the base64 after "whsec_", and the
-// header a space-separated list of "v1,<base64 signature>".
-func verifyStandardWebhook(secret string, h http.Header, body []byte) error {
-	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
-	if id == "" || ts == "" || sigs == "" {
-		return errors.New("missing webhook-* headers")
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("timestamp %q: %w", ts, err)
-	}
-	if d := time.Since(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
-		return fmt.Errorf("timestamp %d outside the 5 minute tolerance", sec)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-	if err != nil {
-		return err
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id + "." + ts + "."))
-	m.Write(body)
-	want := m.Sum(nil)
-	for _, s := range strings.Fields(sigs) {
-		if v, b64, ok := strings.Cut(s, ","); ok && v == "v1" {
-			if got, err := base64.StdEncoding.DecodeString(b64); err == nil && hmac.Equal(got, want) {
-				return nil
-			}
-		}
-	}
-	return errors.New("no valid v1 signature")
 }

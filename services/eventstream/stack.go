@@ -254,6 +254,9 @@ func (s *Stack) startKafka(dir string) ([]string, error) {
 		kfake.NumBrokers(1),
 		kfake.Ports(s.cfg.KafkaPort),
 		kfake.DataDir(filepath.Join(dir, "kafka")),
+		// Committed offsets outlive the 30-day restart promise (and the
+		// worker's DELIVERY_OFFSET_RETENTION check), as on real brokers.
+		kfake.BrokerConfigs(map[string]string{"offsets.retention.minutes": "64800"}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("starting the embedded kafka broker on port %d (EVENTSTREAM_KAFKA_PORT; set KAFKA_BROKERS to use a real one): %w", s.cfg.KafkaPort, err)
