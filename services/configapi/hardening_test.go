@@ -2,6 +2,7 @@ package configapi
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/httpapi"
@@ -314,4 +316,37 @@ func decode(t testing.TB, b []byte, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("decoding %s: %v", b, err)
 	}
+}
+
+func FuzzPathIDs(f *testing.F) {
+	for _, s := range []string{"erp-1", "\x00", "\xff", "ERP", "0190c0de-0000-7000-8000-000000000001", "0190C0DE-0000-7000-8000-00000000000Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if validID(s) {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, 0) || len(s) > maxIDLen || strings.ToLower(s) != s {
+				t.Fatalf("validID accepted %q", s)
+			}
+		}
+		if validUUID(s) {
+			b, err := hex.DecodeString(strings.ReplaceAll(s, "-", ""))
+			if err != nil || len(b) != 16 || strings.Count(s, "-") != 4 || s[8] != '-' || s[23] != '-' {
+				t.Fatalf("validUUID accepted %q (%v)", s, err)
+			}
+		}
+	})
+}
+
+func FuzzSameOrigin(f *testing.F) {
+	f.Add("https://a.example.com/x", "https://A.example.com:443/y")
+	f.Add("http://a.example.com", "https://a.example.com")
+	f.Add("http://[::1]:80/", "http://[::1]/")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if sameOrigin(a, b) != sameOrigin(b, a) {
+			t.Fatalf("sameOrigin(%q, %q) is not symmetric", a, b)
+		}
+		if sameOrigin(a, b) && !sameOrigin(a, a) {
+			t.Fatalf("sameOrigin(%q, %q) but not reflexive", a, b)
+		}
+	})
 }
