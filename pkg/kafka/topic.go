@@ -185,8 +185,11 @@ func replicationFactor(ctx context.Context, adm *kadm.Client, topic string) (int
 		return 0, fmt.Errorf("describing topic %s: %w", topic, err)
 	}
 	d, ok := td[topic]
-	if !ok || d.Err != nil {
-		return 0, fmt.Errorf("describing topic %s: %v", topic, d.Err)
+	if !ok {
+		return 0, fmt.Errorf("describing topic %s: not listed", topic)
+	}
+	if d.Err != nil {
+		return 0, fmt.Errorf("describing topic %s: %w", topic, d.Err)
 	}
 	rf := 0
 	for _, p := range d.Partitions {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -187,11 +188,11 @@ func ParseOwnHosts(list []string) (*OwnHosts, error) {
 }
 
 func parsePort(p string) (uint16, error) {
-	var n uint16
-	if _, err := fmt.Sscanf(p, "%d", &n); err != nil || n == 0 || fmt.Sprint(n) != p {
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != p {
 		return 0, fmt.Errorf("bad port %q", p)
 	}
-	return n, nil
+	return uint16(n), nil
 }
 
 // normalizeHost lowercases a host name, drops a trailing dot and writes IP
