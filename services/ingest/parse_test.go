@@ -148,3 +148,28 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestParseEventsRefusesRepeatedKeys: a repeated key is refused (as an
+// invalid event in a batch), not silently decided by its last occurrence.
+func TestParseEventsRefusesRepeatedKeys(t *testing.T) {
+	now := time.Now()
+	for _, body := range []string{
+		`{"name":"order.created","name":"customer.created","payload":{"id":"1"}}`,
+		`{"name":"order.created","payload":{"id":"1"},"payload":{"id":"2"}}`,
+		`{"tenant":"a","tenant":"b","name":"order.created","payload":{"id":"1"}}`,
+		`{"events":[],"events":[{"name":"order.created","payload":{"id":"1"}}]}`,
+	} {
+		if _, err := ingest.ParseEvents([]byte(body), fuzzLimits, now); err == nil || !strings.Contains(err.Error(), "duplicate field") {
+			t.Errorf("%s: err = %v, want a duplicate field refusal", body, err)
+		}
+	}
+	req, err := ingest.ParseEvents([]byte(`{"events":[{"name":"order.created","payload":{"id":"1"}},`+
+		`{"name":"order.created","idempotency_key":"a","idempotency_key":"b","payload":{"id":"2"}}]}`), fuzzLimits, now)
+	if err != nil || req.Events[0].Err != nil || req.Events[1].Err == nil || !strings.Contains(req.Events[1].Err.Message, "duplicate field") {
+		t.Fatalf("batch with one repeated key: %+v, %v", req, err)
+	}
+	// The same key inside the payload is the payload's business.
+	if _, err := ingest.ParseEvents([]byte(`{"name":"order.created","payload":{"id":"1","id":"2"}}`), fuzzLimits, now); err != nil {
+		t.Fatalf("repeated key inside the payload: %v", err)
+	}
+}
