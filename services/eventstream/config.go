@@ -206,8 +206,14 @@ func (c Config) Validate() error {
 // chosen at listen time (0): a bare host would refuse every port of it,
 // including the loopback receivers developers test with.
 func defaultPublicHosts(addr string) string {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
 		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		// Listening on every interface: loopback reaches it too.
+		return "http://" + net.JoinHostPort("127.0.0.1", port) + ",http://" + net.JoinHostPort("::1", port) +
+			",http://" + net.JoinHostPort("localhost", port)
 	}
 	return "http://" + addr
 }

@@ -12,7 +12,8 @@ func TestHardeningConfig(t *testing.T) {
 		want string
 	}{
 		{nil, "http://127.0.0.1:8080"},
-		{map[string]string{"EVENTSTREAM_ADDR": "0.0.0.0:9090"}, "http://0.0.0.0:9090"},
+		{map[string]string{"EVENTSTREAM_ADDR": "0.0.0.0:9090"}, "http://127.0.0.1:9090,http://[::1]:9090,http://localhost:9090"},
+		{map[string]string{"EVENTSTREAM_ADDR": "192.0.2.7:9090"}, "http://192.0.2.7:9090"},
 		{map[string]string{"EVENTSTREAM_ADDR": "127.0.0.1:0"}, ""},
 		{map[string]string{"PUBLIC_HOSTS": "https://events.example.com,api.example.com"}, "https://events.example.com,api.example.com"},
 	} {
