@@ -44,7 +44,7 @@ func TestBucket(t *testing.T) {
 }
 
 func TestOffAllowsEverything(t *testing.T) {
-	var l *ratelimit.Limiter = ratelimit.New(0, 10)
+	l := ratelimit.New(0, 10)
 	if l != nil {
 		t.Fatal("rate 0 built a limiter")
 	}

@@ -156,7 +156,7 @@ func ParseOwnHosts(list []string) (*OwnHosts, error) {
 		if s == "" {
 			continue
 		}
-		host, port := s, ""
+		var host, port string
 		if strings.Contains(s, "://") {
 			u, err := url.Parse(s)
 			if err != nil || u.Hostname() == "" {

@@ -142,12 +142,9 @@ func TestBadPathIDsAre404(t *testing.T) {
 		}
 	}
 	for _, evID := range badEvents {
-		for _, r := range []route{
-			{http.MethodGet, "/erp-1/rejected_events/" + evID}, {http.MethodDelete, "/erp-1/rejected_events/" + evID},
-			{http.MethodPost, "/erp-1/rejected_events/" + evID + "/_retry"},
-		} {
-			routes = append(routes, r)
-		}
+		routes = append(routes,
+			route{http.MethodGet, "/erp-1/rejected_events/" + evID}, route{http.MethodDelete, "/erp-1/rejected_events/" + evID},
+			route{http.MethodPost, "/erp-1/rejected_events/" + evID + "/_retry"})
 	}
 	for _, r := range routes {
 		t.Run(r.method+" "+r.path[:min(len(r.path), 60)], func(t *testing.T) {
