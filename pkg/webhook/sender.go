@@ -214,6 +214,14 @@ func (r Result) Outcome() Outcome {
 	}
 }
 
+// Blocked reports that no request left: the SSRF guard or the own-host list
+// (Config.OwnHosts) refused the callback's address (Err wraps
+// ErrBlockedAddress; ErrOwnHost for an own host). The outcome is still
+// Failed, like any connection error, but retrying cannot succeed until the
+// tenant changes the callback_url or the operator changes WEBHOOK_ALLOW_CIDRS
+// or PUBLIC_HOSTS: a caller may stop the integration at once instead.
+func (r Result) Blocked() bool { return errors.Is(r.Err, ErrBlockedAddress) }
+
 // Reason is the human reason the integration log shows for a failed attempt:
 // "Request to URL <url> failed. Reason: <text> (HTTP status code <code>)", or
 // "... Reason: <error>" when no response arrived.

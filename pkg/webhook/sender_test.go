@@ -389,7 +389,7 @@ func TestOwnHostsRefused(t *testing.T) {
 		"http://EVENTS.example.com.:8443/v1/events",
 	} {
 		res := s.Send(context.Background(), &webhook.Request{URL: u, Body: []byte("{}")})
-		if !errors.Is(res.Err, webhook.ErrOwnHost) || !errors.Is(res.Err, webhook.ErrBlockedAddress) || res.Outcome() != webhook.Failed {
+		if !errors.Is(res.Err, webhook.ErrOwnHost) || !res.Blocked() || res.Outcome() != webhook.Failed {
 			t.Errorf("%s: result %+v, want an ErrOwnHost (ErrBlockedAddress) failure", u, res)
 		}
 	}
@@ -399,7 +399,7 @@ func TestOwnHostsRefused(t *testing.T) {
 	// Another port of the same loopback address is not an own host.
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
 	defer other.Close()
-	if res := s.Send(context.Background(), &webhook.Request{URL: other.URL, Body: []byte("{}")}); res.Err != nil || res.Code != 204 {
+	if res := s.Send(context.Background(), &webhook.Request{URL: other.URL, Body: []byte("{}")}); res.Err != nil || res.Code != 204 || res.Blocked() {
 		t.Fatalf("other port: %+v, want 204", res)
 	}
 }
