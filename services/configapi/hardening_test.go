@@ -300,6 +300,11 @@ func TestUnreadableSecretsMarked(t *testing.T) {
 	if got := stopped.integration(t); got.Status != catalog.StatusStopped || got.Error != "secrets_unreadable" {
 		t.Fatalf("_stop of the unreadable integration: %+v", got)
 	}
+	r = e.call(http.MethodPost, BasePath+"/lost-key/_start", tok, nil)
+	want(t, r, http.StatusConflict)
+	if r.errBody(t).ErrorCode != "secrets_unreadable" {
+		t.Fatalf("_start error = %s", r.body)
+	}
 	r = e.call(http.MethodPatch, BasePath+"/lost-key", tok, `{"filter_conditions": {}}`)
 	want(t, r, http.StatusConflict, "SECRETS_KEYS")
 	if r.errBody(t).ErrorCode != "secrets_unreadable" {
