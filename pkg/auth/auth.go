@@ -78,6 +78,11 @@ func (c Config) Validate() error {
 		return errors.New("auth: set only one of AUTH_HS256_SECRET and AUTH_JWKS_URL")
 	case c.HS256Secret != "" && len(c.HS256Secret) < 32:
 		return errors.New("auth: AUTH_HS256_SECRET must be at least 32 bytes")
+	case c.JWKSURL != "" && (c.Issuer == "" || c.Audience == ""):
+		// An identity provider's keys sign tokens for every application it
+		// serves: without an issuer and audience check, a token minted for
+		// another application of the same provider would be accepted here.
+		return errors.New("auth: AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE (tokens of other applications of the same identity provider would be accepted otherwise)")
 	}
 	return nil
 }
@@ -206,12 +211,11 @@ const principalKey = "eventstream.principal"
 func (v *Verifier) Middleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			raw, ok := strings.CutPrefix(h, "Bearer ")
-			if !ok || strings.TrimSpace(raw) == "" {
+			raw, ok := BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+			if !ok {
 				return httpapi.NewError(http.StatusUnauthorized, "unauthorized", "missing bearer token in the Authorization header")
 			}
-			p, err := v.Verify(strings.TrimSpace(raw))
+			p, err := v.Verify(raw)
 			if err != nil {
 				return httpapi.NewError(http.StatusUnauthorized, "unauthorized", "invalid bearer token")
 			}
@@ -219,6 +223,18 @@ func (v *Verifier) Middleware() echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>" value.
+// The scheme is case-insensitive (RFC 7235 section 2.1: "bearer", "BEARER"
+// work too); the token is what follows the spaces after it, trimmed.
+func BearerToken(h string) (string, bool) {
+	scheme, rest, ok := strings.Cut(strings.TrimLeft(h, " "), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok := strings.TrimSpace(rest)
+	return tok, tok != ""
 }
 
 // Require rejects requests whose principal lacks scope (403). Use it after Middleware.

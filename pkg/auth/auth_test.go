@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,14 +95,17 @@ func TestJWKS(t *testing.T) {
 	defer idp.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	v, err := auth.NewVerifier(ctx, auth.Config{JWKSURL: idp.URL, Issuer: "https://idp.example"})
+	v, err := auth.NewVerifier(ctx, auth.Config{JWKSURL: idp.URL, Issuer: "https://idp.example", Audience: "eventstream"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := server(t, v)
-	sign := func(iss string) string {
+	sign := func(iss string, aud ...string) string {
+		if aud == nil {
+			aud = []string{"eventstream"}
+		}
 		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-			"tenant": "acme", "scope": "integrations:read", "iss": iss, "exp": time.Now().Add(time.Hour).Unix()})
+			"tenant": "acme", "scope": "integrations:read", "iss": iss, "aud": aud, "exp": time.Now().Add(time.Hour).Unix()})
 		tok.Header["kid"] = "k1"
 		s, err := tok.SignedString(key)
 		if err != nil {
@@ -115,8 +119,88 @@ func TestJWKS(t *testing.T) {
 	if got := get(t, srv.URL+"/read", sign("https://evil.example")); got != 401 {
 		t.Fatalf("wrong issuer: status %d, want 401", got)
 	}
+	if got := get(t, srv.URL+"/read", sign("https://idp.example", "another-app")); got != 401 {
+		t.Fatalf("token for another audience: status %d, want 401", got)
+	}
 	hsToken, _ := auth.Mint(secret, "acme", auth.AllTenantScopes, time.Hour)
 	if got := get(t, srv.URL+"/read", hsToken); got != 401 {
 		t.Fatalf("HS256 token against a JWKS verifier: status %d, want 401", got)
 	}
+}
+
+// TestJWKSNeedsIssuerAndAudience: a JWKS verifier without an issuer or an
+// audience would accept tokens the identity provider minted for any other
+// application, so the configuration is refused before anything starts.
+func TestJWKSNeedsIssuerAndAudience(t *testing.T) {
+	for name, c := range map[string]auth.Config{
+		"neither":     {JWKSURL: "https://idp.example/jwks"},
+		"no audience": {JWKSURL: "https://idp.example/jwks", Issuer: "https://idp.example"},
+		"no issuer":   {JWKSURL: "https://idp.example/jwks", Audience: "eventstream"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := c.Validate(); err == nil {
+				t.Fatal("Validate accepted a JWKS configuration without issuer and audience")
+			}
+			if _, err := auth.NewVerifier(context.Background(), c); err == nil {
+				t.Fatal("NewVerifier accepted a JWKS configuration without issuer and audience")
+			}
+		})
+	}
+	ok := auth.Config{JWKSURL: "https://idp.example/jwks", Issuer: "https://idp.example", Audience: "eventstream"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("complete JWKS configuration refused: %v", err)
+	}
+}
+
+// TestBearerSchemeCaseInsensitive: RFC 7235 makes the auth scheme
+// case-insensitive, so "bearer" and "BEARER" authenticate like "Bearer".
+func TestBearerSchemeCaseInsensitive(t *testing.T) {
+	v, err := auth.NewVerifier(context.Background(), auth.Config{HS256Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server(t, v)
+	tok, _ := auth.Mint(secret, "acme", auth.AllTenantScopes, time.Hour)
+	for _, c := range []struct {
+		header string
+		want   int
+	}{
+		{"Bearer " + tok, 200},
+		{"bearer " + tok, 200},
+		{"BEARER " + tok, 200},
+		{"bEaReR   " + tok + " ", 200},
+		{"Basic " + tok, 401},
+		{"Bearer", 401},
+		{"Bearer ", 401},
+		{"Bearertoken " + tok, 401},
+		{tok, 401},
+	} {
+		t.Run(c.header, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+"/read", nil)
+			req.Header.Set("Authorization", c.header)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Fatalf("status = %d, want %d", resp.StatusCode, c.want)
+			}
+		})
+	}
+}
+
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc", "bearer abc", "Basic abc", "", "Bearer", " Bearer  x  "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		tok, ok := auth.BearerToken(h)
+		if ok && (tok == "" || tok != strings.TrimSpace(tok)) {
+			t.Fatalf("BearerToken(%q) = %q: empty or untrimmed token accepted", h, tok)
+		}
+		if !ok && tok != "" {
+			t.Fatalf("BearerToken(%q) returned a token with ok=false", h)
+		}
+	})
 }

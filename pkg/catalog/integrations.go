@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -88,7 +90,9 @@ func (s *Store) CreateIntegration(ctx context.Context, in *Integration, limit in
 	})
 }
 
-// GetIntegration returns one integration of tenant, or ErrNotFound.
+// GetIntegration returns one integration of tenant, or ErrNotFound. When its
+// secrets cannot be decrypted it returns the integration (secrets empty)
+// together with an *UnreadableError (errors.Is ErrSecretsUnreadable).
 func (s *Store) GetIntegration(ctx context.Context, tenant, id string) (*Integration, error) {
 	return s.getIntegration(ctx, s.pool, tenant, id, false)
 }
@@ -109,16 +113,20 @@ func (s *Store) getIntegration(ctx context.Context, q querier, tenant, id string
 		return nil, fmt.Errorf("reading integration: %w", err)
 	}
 	list, err := s.collect(rows)
-	if err != nil {
+	var ue *UnreadableError
+	if err != nil && !errors.As(err, &ue) {
 		return nil, err
 	}
 	if len(list) == 0 {
 		return nil, fmt.Errorf("integration %q: %w", id, ErrNotFound)
 	}
-	return list[0], nil
+	return list[0], err
 }
 
-// ListIntegrations returns a tenant's integrations ordered by creation.
+// ListIntegrations returns a tenant's integrations ordered by creation. An
+// integration whose secrets cannot be decrypted is listed with its secrets
+// empty, and the returned *UnreadableError names it: one bad row does not
+// hide the others.
 func (s *Store) ListIntegrations(ctx context.Context, tenant string) ([]*Integration, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+integrationColumns+` FROM integrations WHERE tenant = $1 ORDER BY created_at, id`, tenant)
 	if err != nil {
@@ -128,7 +136,8 @@ func (s *Store) ListIntegrations(ctx context.Context, tenant string) ([]*Integra
 }
 
 // ListRunning returns the running integrations of the given tenants; a nil
-// tenants slice means every tenant.
+// tenants slice means every tenant. Unreadable secrets are reported as in
+// ListIntegrations (the list is complete; the error names the bad rows).
 func (s *Store) ListRunning(ctx context.Context, tenants []string) ([]*Integration, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+integrationColumns+` FROM integrations
 		WHERE status = 'running' AND ($1::text[] IS NULL OR tenant = ANY($1)) ORDER BY tenant, id`, tenants)
@@ -140,7 +149,9 @@ func (s *Store) ListRunning(ctx context.Context, tenants []string) ([]*Integrati
 
 // UpdateIntegration loads the integration under a row lock, lets fn change it
 // (fn returning an error aborts with that error), and stores the result. Type,
-// target, starts_at and ends_at are immutable and not written back.
+// target, starts_at and ends_at are immutable and not written back. An
+// integration whose secrets cannot be decrypted is not updated (writing it
+// back would erase them): the *UnreadableError is returned.
 func (s *Store) UpdateIntegration(ctx context.Context, tenant, id string, fn func(*Integration) error) (*Integration, error) {
 	var out *Integration
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -171,11 +182,17 @@ func (s *Store) UpdateIntegration(ctx context.Context, tenant, id string, fn fun
 
 // SetStatus moves an integration to status and appends a log entry in the same
 // transaction. Setting the status it already has changes nothing and logs
-// nothing, so repeated _start/_stop calls are harmless.
+// nothing, so repeated _start/_stop calls are harmless. Unreadable secrets do
+// not prevent it (an operator must be able to stop such an integration); the
+// *UnreadableError is returned with the integration after the change.
 func (s *Store) SetStatus(ctx context.Context, tenant, id, status, action, reason string) (*Integration, error) {
 	var out *Integration
+	var unreadable error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		in, err := s.getIntegration(ctx, tx, tenant, id, true)
+		if errors.Is(err, ErrSecretsUnreadable) {
+			unreadable, err = err, nil
+		}
 		if err != nil {
 			return err
 		}
@@ -194,6 +211,9 @@ func (s *Store) SetStatus(ctx context.Context, tenant, id, status, action, reaso
 		in.Status = status
 		return addLog(ctx, tx, tenant, id, action, reason)
 	})
+	if err == nil {
+		err = unreadable
+	}
 	return out, err
 }
 
@@ -248,9 +268,19 @@ func (s *Store) openOpt(b []byte, in *Integration, field string) (string, error)
 	return v, nil
 }
 
+// collect scans integration rows. A row whose secrets do not decrypt is kept
+// with those secrets empty and named in the returned *UnreadableError, so one
+// bad row (a key missing from the ring) does not fail a whole list.
 func (s *Store) collect(rows pgx.Rows) ([]*Integration, error) {
 	defer rows.Close()
 	var out []*Integration
+	var unreadable *UnreadableError
+	bad := func(in *Integration, err error) {
+		if unreadable == nil {
+			unreadable = &UnreadableError{err: err}
+		}
+		unreadable.Integrations = append(unreadable.Integrations, in.Tenant+"/"+in.ID)
+	}
 	for rows.Next() {
 		var (
 			in                                             Integration
@@ -265,30 +295,158 @@ func (s *Store) collect(rows pgx.Rows) ([]*Integration, error) {
 			&in.CreatedAt, &in.UpdatedAt, &in.StoppedAt, &in.CompletedAt); err != nil {
 			return nil, fmt.Errorf("scanning integration: %w", err)
 		}
-		var err error
+		var err, err2 error
 		switch target {
 		case TargetWebhook:
 			w := &Webhook{CallbackURL: deref(callbackURL)}
-			if w.APIKey, err = s.openOpt(apiKey, &in, "api_key"); err != nil {
-				return nil, err
+			w.APIKey, err = s.openOpt(apiKey, &in, "api_key")
+			w.SigningSecret, err2 = s.openOpt(signing, &in, "signing_secret")
+			if err == nil {
+				err = err2
 			}
-			if w.SigningSecret, err = s.openOpt(signing, &in, "signing_secret"); err != nil {
-				return nil, err
+			if err != nil {
+				// Never half a webhook: without its signing secret a
+				// delivery would go out unsigned.
+				w.APIKey, w.SigningSecret = "", ""
 			}
 			in.Webhook = w
 		case TargetS3:
 			t := &S3Target{AccessKeyID: deref(accessKey), Region: deref(region), Bucket: deref(bucket), KeyPrefix: deref(prefix)}
-			if t.SecretAccessKey, err = s.openOpt(awsSecret, &in, "aws_secret_access_key"); err != nil {
-				return nil, err
-			}
+			t.SecretAccessKey, err = s.openOpt(awsSecret, &in, "aws_secret_access_key")
 			in.S3 = t
+		}
+		if err != nil {
+			bad(&in, err)
 		}
 		out = append(out, &in)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading integrations: %w", err)
 	}
+	if unreadable != nil {
+		return out, unreadable
+	}
 	return out, nil
+}
+
+// ErrSecretsUnreadable means an integration's stored secrets could not be
+// decrypted: made with a key that is no longer in SECRETS_KEYS, or corrupted.
+var ErrSecretsUnreadable = errors.New("integration secrets unreadable")
+
+// UnreadableError names the integrations ("tenant/id") whose secrets could
+// not be decrypted. It matches ErrSecretsUnreadable and the decryption error
+// (secrets.ErrWrongKey) with errors.Is. The integrations it names were
+// returned alongside it with their secrets empty: never deliver with them.
+type UnreadableError struct {
+	Integrations []string
+	err          error
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("%d integration(s) with unreadable secrets (%s): %v",
+		len(e.Integrations), strings.Join(e.Integrations, ", "), e.err)
+}
+
+// Unwrap exposes ErrSecretsUnreadable and the first decryption error.
+func (e *UnreadableError) Unwrap() []error { return []error{ErrSecretsUnreadable, e.err} }
+
+// Has reports whether in is one of the unreadable integrations. A nil
+// *UnreadableError has none.
+func (e *UnreadableError) Has(in *Integration) bool {
+	if e == nil || in == nil {
+		return false
+	}
+	return slices.Contains(e.Integrations, in.Tenant+"/"+in.ID)
+}
+
+// RotationReport counts what RotateSecrets did, per stored secret.
+type RotationReport struct {
+	Integrations int // rows looked at
+	Rewritten    int // secrets re-encrypted with the ring's first key
+	Current      int // secrets already encrypted with the first key
+	Unreadable   int // secrets no key of the ring decrypts (left unchanged)
+	// UnreadableIDs are the "tenant/id" of rows with an unreadable secret.
+	UnreadableIDs []string
+}
+
+// RotateSecrets re-encrypts every stored secret with the ring's first key, in
+// batches of batch rows, each batch in its own transaction under row locks
+// (a concurrent PATCH waits for the batch, then writes with the first key
+// itself). It is idempotent: secrets already under the first key are left
+// alone, so a run that stopped halfway is simply run again. A secret no key
+// decrypts is counted and left as it is; the run goes on.
+func (s *Store) RotateSecrets(ctx context.Context, batch int) (RotationReport, error) {
+	if batch <= 0 {
+		batch = 100
+	}
+	var rep RotationReport
+	afterTenant, afterID := "", ""
+	for {
+		n := 0
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT tenant, id, api_key_enc, signing_secret_enc, aws_secret_enc
+				FROM integrations WHERE (tenant, id) > ($1, $2) ORDER BY tenant, id LIMIT $3 FOR UPDATE`,
+				afterTenant, afterID, batch)
+			if err != nil {
+				return fmt.Errorf("reading secrets: %w", err)
+			}
+			type row struct {
+				tenant, id string
+				enc        [3][]byte
+			}
+			list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+				var x row
+				err := r.Scan(&x.tenant, &x.id, &x.enc[0], &x.enc[1], &x.enc[2])
+				return x, err
+			})
+			if err != nil {
+				return fmt.Errorf("reading secrets: %w", err)
+			}
+			n = len(list)
+			fields := [3]string{"api_key", "signing_secret", "aws_secret_access_key"}
+			for _, r := range list {
+				afterTenant, afterID = r.tenant, r.id
+				rep.Integrations++
+				changed, unreadable := false, false
+				for i, ct := range r.enc {
+					if ct == nil {
+						continue
+					}
+					if s.box.IsCurrent(ct) {
+						rep.Current++
+						continue
+					}
+					ad := r.tenant + "/" + r.id + "/" + fields[i]
+					pt, err := s.box.Open(ct, ad)
+					if err != nil {
+						rep.Unreadable++
+						unreadable = true
+						continue
+					}
+					r.enc[i] = s.box.Seal(pt, ad)
+					rep.Rewritten++
+					changed = true
+				}
+				if unreadable {
+					rep.UnreadableIDs = append(rep.UnreadableIDs, r.tenant+"/"+r.id)
+				}
+				if !changed {
+					continue
+				}
+				if _, err := tx.Exec(ctx, `UPDATE integrations SET api_key_enc = $3, signing_secret_enc = $4, aws_secret_enc = $5
+					WHERE tenant = $1 AND id = $2`, r.tenant, r.id, r.enc[0], r.enc[1], r.enc[2]); err != nil {
+					return fmt.Errorf("rewriting secrets of %s/%s: %w", r.tenant, r.id, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, fmt.Errorf("rotating secrets: %w", err)
+		}
+		if n < batch {
+			return rep, nil
+		}
+	}
 }
 
 func deref(s *string) string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -199,5 +200,86 @@ func TestDecodeRecordRefusesGarbage(t *testing.T) {
 		if _, err := kafka.DecodeRecord(&kgo.Record{Value: v}); err == nil {
 			t.Errorf("DecodeRecord(%q) succeeded", v)
 		}
+	}
+}
+
+// TestTopicMinInsyncReplicas: tenant topics get min.insync.replicas =
+// min(2, replication factor) unless configured, read back from the broker
+// (kfake echoes topic configs through DescribeConfigs); an existing topic is
+// raised, never lowered; a value above the replication factor is refused.
+func TestTopicMinInsyncReplicas(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := testenv.NewKafka(t, kfake.NumBrokers(3))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	minInsync := func(topic string) string {
+		t.Helper()
+		cfg, err := kafka.TopicConfigs(ctx, adm, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg[kafka.ConfigMinInsync]
+	}
+	for _, tc := range []struct {
+		name        string
+		replication int16
+		configured  int16
+		want        string
+	}{
+		{"rf3-default", 3, 0, "2"},
+		{"rf1-default", 1, 0, "1"},
+		{"rf2-default", 2, 0, "2"},
+		{"rf3-configured-3", 3, 3, "3"},
+		{"rf3-configured-1", 3, 1, "1"},
+		{"broker-default-rf", -1, 0, ""}, // want: min(2, the replicas the broker gave it)
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tenant := tc.name + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			s := kafka.TopicSettings{Partitions: 1, Replication: tc.replication, Retention: kafka.DefaultRetention, MinInsyncReplicas: tc.configured}
+			if err := kafka.ProvisionTenantTopic(ctx, adm, tenant, s); err != nil {
+				t.Fatal(err)
+			}
+			got := minInsync(events.TopicName(tenant))
+			if tc.replication == -1 {
+				details, err := adm.ListTopics(ctx, events.TopicName(tenant))
+				if err != nil {
+					t.Fatal(err)
+				}
+				rf := len(details[events.TopicName(tenant)].Partitions[0].Replicas)
+				tc.want = strconv.Itoa(min(2, rf))
+			}
+			if got != tc.want {
+				t.Fatalf("min.insync.replicas = %q, want %s", got, tc.want)
+			}
+		})
+	}
+
+	// An existing topic with the broker's min.insync.replicas of 1 is raised.
+	old := "old-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, events.TopicName(old)); err != nil {
+		t.Fatal(err)
+	}
+	if err := kafka.ProvisionTenant(ctx, adm, old, 1, 3, kafka.DefaultRetention); err != nil {
+		t.Fatal(err)
+	}
+	if got := minInsync(events.TopicName(old)); got != "2" {
+		t.Fatalf("existing topic: min.insync.replicas = %q, want raised to 2", got)
+	}
+	// ... and never lowered.
+	if err := kafka.ProvisionTenantTopic(ctx, adm, old, kafka.TopicSettings{Partitions: 1, Replication: 3, Retention: kafka.DefaultRetention, MinInsyncReplicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := minInsync(events.TopicName(old)); got != "2" {
+		t.Fatalf("existing topic: min.insync.replicas = %q after asking for 1, want kept at 2", got)
+	}
+	// More than the replicas: every acks=all produce would fail.
+	bad := kafka.TopicSettings{Partitions: 1, Replication: 1, Retention: kafka.DefaultRetention, MinInsyncReplicas: 2}
+	if err := kafka.ProvisionTenantTopic(ctx, adm, "bad-"+strconv.FormatInt(time.Now().UnixNano(), 36), bad); err == nil {
+		t.Fatal("min.insync.replicas above the replication factor accepted")
 	}
 }

@@ -26,6 +26,7 @@ const DefaultRetention = 35 * 24 * time.Hour
 const (
 	ConfigRetentionMs      = "retention.ms"
 	ConfigMaxMessageBytes  = "max.message.bytes"
+	ConfigMinInsync        = "min.insync.replicas"
 	topicMaxMessageBytes   = MaxRecordBatchBytes + 64<<10 // room for batch framing
 	infiniteRetentionValue = "-1"
 )
@@ -34,27 +35,49 @@ const (
 // topic name within Kafka's legal characters.
 var tenantName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
+// TopicSettings shape a tenant topic.
+type TopicSettings struct {
+	// Partitions and Replication: positive, or -1 for the broker's default.
+	Partitions  int32
+	Replication int16
+	// Retention is at least MinRetention.
+	Retention time.Duration
+	// MinInsyncReplicas is how many replicas must have a record before an
+	// acks=all produce succeeds. 0 means min(2, replication factor): with a
+	// single in-sync replica an acknowledged event lives on one disk only,
+	// and a broker lost right after the 202 loses it. A value above the
+	// replication factor is refused (every produce would fail).
+	MinInsyncReplicas int16
+}
+
 // ProvisionTenant makes sure the topic eventstream.<tenant>.events exists with
 // partitions partitions (-1 = broker default), replication replicas (-1 =
-// broker default), a retention of at least retention (>= MinRetention) and
-// room for 1 MiB events. It is idempotent: for an existing topic it only raises
-// settings that fall short and never lowers a longer retention, nor changes the
-// partition count (that would move keys between partitions; an operator does
-// it on purpose with kadm's CreatePartitions).
+// broker default), a retention of at least retention (>= MinRetention),
+// min.insync.replicas of min(2, replication factor) and room for 1 MiB
+// events. It is ProvisionTenantTopic with the default min.insync.replicas.
 func ProvisionTenant(ctx context.Context, adm *kadm.Client, tenant string, partitions int32, replication int16, retention time.Duration) error {
+	return ProvisionTenantTopic(ctx, adm, tenant, TopicSettings{Partitions: partitions, Replication: replication, Retention: retention})
+}
+
+// ProvisionTenantTopic makes sure the tenant's topic exists with settings. It
+// is idempotent: for an existing topic it only raises settings that fall
+// short and never lowers a longer retention or a higher min.insync.replicas,
+// nor changes the partition count (that would move keys between partitions;
+// an operator does it on purpose with kadm's CreatePartitions).
+func ProvisionTenantTopic(ctx context.Context, adm *kadm.Client, tenant string, t TopicSettings) error {
 	if !tenantName.MatchString(tenant) {
 		return fmt.Errorf("provisioning tenant %q: name must match %s", tenant, tenantName)
 	}
-	if retention < MinRetention {
-		return fmt.Errorf("provisioning tenant %q: retention %s is below the %s minimum", tenant, retention, MinRetention)
+	if t.Retention < MinRetention {
+		return fmt.Errorf("provisioning tenant %q: retention %s is below the %s minimum", tenant, t.Retention, MinRetention)
 	}
-	if partitions == 0 || partitions < -1 {
-		return fmt.Errorf("provisioning tenant %q: partitions must be positive or -1 (broker default), got %d", tenant, partitions)
+	if t.Partitions == 0 || t.Partitions < -1 {
+		return fmt.Errorf("provisioning tenant %q: partitions must be positive or -1 (broker default), got %d", tenant, t.Partitions)
 	}
-	if replication == 0 || replication < -1 {
-		return fmt.Errorf("provisioning tenant %q: replication must be positive or -1 (broker default), got %d", tenant, replication)
+	if t.Replication == 0 || t.Replication < -1 {
+		return fmt.Errorf("provisioning tenant %q: replication must be positive or -1 (broker default), got %d", tenant, t.Replication)
 	}
-	if err := EnsureTopic(ctx, adm, events.TopicName(tenant), partitions, replication, retention); err != nil {
+	if err := EnsureTopicSettings(ctx, adm, events.TopicName(tenant), t); err != nil {
 		return fmt.Errorf("provisioning tenant %q: %w", tenant, err)
 	}
 	return nil
@@ -63,40 +86,82 @@ func ProvisionTenant(ctx context.Context, adm *kadm.Client, tenant string, parti
 // EnsureTopic creates topic with the event-log settings, or brings an existing
 // one up to them (see ProvisionTenant).
 func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16, retention time.Duration) error {
-	retentionMs := strconv.FormatInt(retention.Milliseconds(), 10)
+	return EnsureTopicSettings(ctx, adm, topic, TopicSettings{Partitions: partitions, Replication: replication, Retention: retention})
+}
+
+// EnsureTopicSettings creates topic with settings, or brings an existing one
+// up to them (see ProvisionTenantTopic).
+func EnsureTopicSettings(ctx context.Context, adm *kadm.Client, topic string, t TopicSettings) error {
+	if t.MinInsyncReplicas < 0 {
+		return fmt.Errorf("topic %s: min.insync.replicas must be positive (or 0 for the default), got %d", topic, t.MinInsyncReplicas)
+	}
+	if t.Replication > 0 && t.MinInsyncReplicas > t.Replication {
+		return fmt.Errorf("topic %s: min.insync.replicas %d exceeds the replication factor %d (every acks=all produce would fail)",
+			topic, t.MinInsyncReplicas, t.Replication)
+	}
+	retentionMs := strconv.FormatInt(t.Retention.Milliseconds(), 10)
 	maxBytes := strconv.Itoa(topicMaxMessageBytes)
-	resp, err := adm.CreateTopic(ctx, partitions, replication, map[string]*string{
+	configs := map[string]*string{
 		ConfigRetentionMs:     &retentionMs,
 		ConfigMaxMessageBytes: &maxBytes,
-	}, topic)
+	}
+	if t.Replication > 0 {
+		// Known replication: set it at creation. With the broker's default
+		// replication the factor is read back after creation instead.
+		minInsync := strconv.Itoa(int(wantMinInsync(t.MinInsyncReplicas, t.Replication)))
+		configs[ConfigMinInsync] = &minInsync
+	}
+	resp, err := adm.CreateTopic(ctx, t.Partitions, t.Replication, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	switch {
-	case err == nil:
+	case err == nil && t.Replication > 0:
 		return nil
-	case errors.Is(err, kerr.TopicAlreadyExists):
-		return raiseTopicConfigs(ctx, adm, topic, retention)
+	case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
+		return raiseTopicConfigs(ctx, adm, topic, t)
 	default:
 		return fmt.Errorf("creating topic %s: %w", topic, err)
 	}
 }
 
-// raiseTopicConfigs raises retention and max message size of an existing topic
-// where they are below what the event log needs.
-func raiseTopicConfigs(ctx context.Context, adm *kadm.Client, topic string, retention time.Duration) error {
+// wantMinInsync is the min.insync.replicas for a topic of replication
+// factor rf: the configured value, or min(2, rf).
+func wantMinInsync(configured, rf int16) int16 {
+	if configured > 0 {
+		return configured
+	}
+	return min(2, max(rf, 1))
+}
+
+// raiseTopicConfigs raises retention, max message size and
+// min.insync.replicas of an existing topic where they are below what the
+// event log needs.
+func raiseTopicConfigs(ctx context.Context, adm *kadm.Client, topic string, t TopicSettings) error {
 	cur, err := TopicConfigs(ctx, adm, topic)
 	if err != nil {
 		return err
 	}
 	var alter []kadm.AlterConfig
-	if v, ok := cur[ConfigRetentionMs]; !ok || retentionTooShort(v, retention) {
-		s := strconv.FormatInt(retention.Milliseconds(), 10)
+	if v, ok := cur[ConfigRetentionMs]; !ok || retentionTooShort(v, t.Retention) {
+		s := strconv.FormatInt(t.Retention.Milliseconds(), 10)
 		alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: ConfigRetentionMs, Value: &s})
 	}
 	if n, err := strconv.Atoi(cur[ConfigMaxMessageBytes]); err != nil || n < topicMaxMessageBytes {
 		s := strconv.Itoa(topicMaxMessageBytes)
 		alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: ConfigMaxMessageBytes, Value: &s})
+	}
+	rf, err := replicationFactor(ctx, adm, topic)
+	if err != nil {
+		return err
+	}
+	want := wantMinInsync(t.MinInsyncReplicas, rf)
+	if want > rf {
+		return fmt.Errorf("topic %s: min.insync.replicas %d exceeds its replication factor %d (every acks=all produce would fail)", topic, want, rf)
+	}
+	if n, err := strconv.Atoi(cur[ConfigMinInsync]); err != nil || n < int(want) {
+		s := strconv.Itoa(int(want))
+		alter = append(alter, kadm.AlterConfig{Op: kadm.SetConfig, Name: ConfigMinInsync, Value: &s})
 	}
 	if len(alter) == 0 {
 		return nil
@@ -111,6 +176,29 @@ func raiseTopicConfigs(ctx context.Context, adm *kadm.Client, topic string, rete
 		}
 	}
 	return nil
+}
+
+// replicationFactor is the replica count of topic's first partition.
+func replicationFactor(ctx context.Context, adm *kadm.Client, topic string) (int16, error) {
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return 0, fmt.Errorf("describing topic %s: %w", topic, err)
+	}
+	d, ok := td[topic]
+	if !ok {
+		return 0, fmt.Errorf("describing topic %s: not listed", topic)
+	}
+	if d.Err != nil {
+		return 0, fmt.Errorf("describing topic %s: %w", topic, d.Err)
+	}
+	rf := 0
+	for _, p := range d.Partitions {
+		rf = max(rf, len(p.Replicas))
+	}
+	if rf == 0 {
+		return 0, fmt.Errorf("describing topic %s: no partitions", topic)
+	}
+	return int16(rf), nil
 }
 
 func retentionTooShort(v string, want time.Duration) bool {

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -34,6 +35,15 @@ import (
 const (
 	DefaultTimeout         = 10 * time.Second
 	DefaultMaxResponseBody = 1024
+	// DefaultMaxResponseHeaderBytes caps a response's header block: an
+	// endpoint answering megabytes of headers must not cost the shared
+	// worker that memory (net/http's own default is 1 MiB).
+	DefaultMaxResponseHeaderBytes = 16 << 10
+	// HeaderDelivery marks every request the sender makes; its value is the
+	// event id. The ingest API refuses requests carrying it, so an endpoint
+	// (or a relay) that feeds a delivery back to the ingest API cannot make
+	// the event publish itself again and again.
+	HeaderDelivery = "Eventstream-Delivery"
 	// drainLimit is how much of a larger response body is read and discarded
 	// so the connection can be reused; beyond it the connection is closed.
 	drainLimit = 64 << 10
@@ -55,6 +65,13 @@ type Config struct {
 	MaxIdleConnsPerHost int
 	// UserAgent is sent with every request. Default "EventStream-Webhooks/1.0".
 	UserAgent string
+	// MaxResponseHeaderBytes caps the response header block; a larger one
+	// fails the attempt (retried like a connection error). Default 16 KiB.
+	MaxResponseHeaderBytes int64
+	// OwnHosts are the service's own public hosts (the ingest and API base
+	// URLs): a request to one is refused with ErrOwnHost before it is sent,
+	// and IP entries are refused at connect time too. Nil refuses none.
+	OwnHosts *OwnHosts
 }
 
 func (c *Config) defaults() {
@@ -69,6 +86,9 @@ func (c *Config) defaults() {
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "EventStream-Webhooks/1.0"
+	}
+	if c.MaxResponseHeaderBytes <= 0 {
+		c.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
 	}
 }
 
@@ -85,6 +105,7 @@ type Sender struct {
 func NewSender(cfg Config) *Sender {
 	cfg.defaults()
 	guard := NewGuard(cfg.AllowCIDRs)
+	guard.own = cfg.OwnHosts
 	dialer := &net.Dialer{
 		Timeout:   cfg.Timeout,
 		KeepAlive: 30 * time.Second,
@@ -95,14 +116,15 @@ func NewSender(cfg Config) *Sender {
 	tr := &http.Transport{
 		// No proxy: through a proxy the guard would check the proxy's address
 		// instead of the endpoint's.
-		Proxy:                 nil,
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4 * cfg.MaxIdleConnsPerHost,
-		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   cfg.Timeout,
-		ExpectContinueTimeout: time.Second,
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
+		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    cfg.Timeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
 	}
 	s := &Sender{
 		cfg:   cfg,
@@ -192,6 +214,14 @@ func (r Result) Outcome() Outcome {
 	}
 }
 
+// Blocked reports that no request left: the SSRF guard or the own-host list
+// (Config.OwnHosts) refused the callback's address (Err wraps
+// ErrBlockedAddress; ErrOwnHost for an own host). The outcome is still
+// Failed, like any connection error, but retrying cannot succeed until the
+// tenant changes the callback_url or the operator changes WEBHOOK_ALLOW_CIDRS
+// or PUBLIC_HOSTS: a caller may stop the integration at once instead.
+func (r Result) Blocked() bool { return errors.Is(r.Err, ErrBlockedAddress) }
+
 // Reason is the human reason the integration log shows for a failed attempt:
 // "Request to URL <url> failed. Reason: <text> (HTTP status code <code>)", or
 // "... Reason: <error>" when no response arrived.
@@ -233,9 +263,17 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 	if err != nil {
 		return Result{Err: fmt.Errorf("building request: %w", err)}
 	}
+	if s.cfg.OwnHosts.MatchURL(req.URL) {
+		return Result{Err: fmt.Errorf("calling %s: %w", req.URL.Hostname(), ErrOwnHost)}
+	}
 	h := req.Header
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", s.cfg.UserAgent)
+	mark := r.EventID
+	if mark == "" {
+		mark = "1"
+	}
+	h.Set(HeaderDelivery, mark)
 	if r.APIKey != "" {
 		h.Set("Authorization", "Bearer "+r.APIKey)
 	}
@@ -253,6 +291,15 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
 	resp, err := s.client.Do(req)
 	if err != nil {
+		if errors.Is(err, ErrBlockedAddress) {
+			// The dial error names the resolved address; the reason a tenant
+			// reads names only the host the tenant gave.
+			cause := errPrivate
+			if errors.Is(err, ErrOwnHost) {
+				cause = ErrOwnHost
+			}
+			return Result{Err: fmt.Errorf("connecting to %s: %w", req.URL.Hostname(), cause), Duration: time.Since(start)}
+		}
 		var ne net.Error
 		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 		return Result{Err: err, Timeout: timeout, Duration: time.Since(start)}
@@ -260,7 +307,12 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 	defer resp.Body.Close()
 	bufp := s.bufs.Get().(*[]byte)
 	n, readErr := io.ReadFull(resp.Body, *bufp)
-	body := string((*bufp)[:n])
+	kept := (*bufp)[:n]
+	if readErr == nil {
+		// The cap was reached: never keep half of a multi-byte character.
+		kept = trimPartialRune(kept)
+	}
+	body := string(kept)
 	s.bufs.Put(bufp)
 	if readErr == nil {
 		// Reading the rest (up to a bound) lets the connection be reused.
@@ -271,6 +323,21 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 		res.RetryAfter = d
 	}
 	return res
+}
+
+// trimPartialRune drops an incomplete UTF-8 sequence at the end of b (at most
+// utf8.UTFMax-1 bytes), left there by cutting a longer text. Invalid bytes
+// elsewhere are kept: the catalog makes stored text valid.
+func trimPartialRune(b []byte) []byte {
+	for i := len(b) - 1; i >= 0 && i > len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return b[:i]
+			}
+			return b
+		}
+	}
+	return b
 }
 
 // ParseRetryAfter parses a Retry-After header value, either delay-seconds or

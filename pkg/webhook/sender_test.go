@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/webhook"
@@ -230,6 +231,12 @@ func TestGuardCheck(t *testing.T) {
 		"100.64.0.1": false, "0.0.0.0": false, "::": false, "224.0.0.1": false, "ff02::1": false,
 		"::ffff:127.0.0.1": false, "::ffff:10.1.1.1": false, "64:ff9b::7f00:1": false, "64:ff9b::808:808": true,
 		"fc00::1": false, "255.255.255.255": false,
+		// IPv4-compatible, 6to4, Teredo and site-local ranges reach IPv4 or
+		// internal networks through tunnels or legacy routing.
+		"::8.8.8.8": false, "::a00:1": false, "2002:7f00:1::1": false, "2002:808:808::1": false,
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2": false, "fec0::1": false, "feff::1": false,
+		"::ffff:8.8.8.8": true, "64:ff9b::a00:1": false, "64:ff9b::c0a8:101": false,
+		"2001:4860:4860::8888": true, "2001:db8::1": false,
 	}
 	for a, want := range cases {
 		err := g.Check(netip.MustParseAddr(a))
@@ -332,5 +339,184 @@ func TestRetrier(t *testing.T) {
 	}
 	if _, err := r.Retry(context.Background(), &catalog.Integration{S3: &catalog.S3Target{}}, ev); err == nil {
 		t.Fatal("Retry on an S3 integration succeeded")
+	}
+}
+
+// TestBlockedErrorNamesNoAddress: the reason stored for a refused callback
+// names the host the tenant gave, never the address it resolved to.
+func TestBlockedErrorNamesNoAddress(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	s := webhook.NewSender(webhook.Config{})
+	res := s.Send(context.Background(), &webhook.Request{URL: "http://localhost:" + port + "/hook", Body: []byte("{}")})
+	if !errors.Is(res.Err, webhook.ErrBlockedAddress) {
+		t.Fatalf("result = %+v, want ErrBlockedAddress", res)
+	}
+	reason := res.Reason("http://localhost:" + port + "/hook")
+	for _, ip := range []string{"127.0.0.1", "::1", "[::1]"} {
+		if strings.Contains(reason, ip) || strings.Contains(res.Err.Error(), ip) {
+			t.Fatalf("reason names the resolved address %s: %q / %q", ip, reason, res.Err)
+		}
+	}
+	if !strings.Contains(reason, "address not allowed") || !strings.Contains(reason, "localhost") {
+		t.Fatalf("reason = %q, want the host name and \"address not allowed\"", reason)
+	}
+	for _, a := range []string{"10.1.2.3", "::ffff:192.168.1.1", "2002:a00:1::1"} {
+		if err := webhook.NewGuard(nil).Check(netip.MustParseAddr(a)); err == nil || strings.Contains(err.Error(), a) {
+			t.Errorf("Check(%s) = %v: want a refusal naming no address", a, err)
+		}
+	}
+}
+
+// TestOwnHostsRefused: a callback to the service's own public hosts is
+// refused before anything is sent (by name) or at connect time (an IP entry
+// reached through another name), with an error that is an SSRF refusal.
+func TestOwnHostsRefused(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	port := srv.URL[strings.LastIndex(srv.URL, ":")+1:]
+	own, err := webhook.ParseOwnHosts([]string{srv.URL, "Events.Example.COM."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := webhook.NewSender(webhook.Config{AllowCIDRs: loopback, OwnHosts: own})
+	for _, u := range []string{
+		srv.URL + "/v1/events",            // the entry itself
+		"http://localhost:" + port + "/x", // another name for the same address and port
+		"https://events.example.com/v1/events",
+		"http://EVENTS.example.com.:8443/v1/events",
+	} {
+		res := s.Send(context.Background(), &webhook.Request{URL: u, Body: []byte("{}")})
+		if !errors.Is(res.Err, webhook.ErrOwnHost) || !res.Blocked() || res.Outcome() != webhook.Failed {
+			t.Errorf("%s: result %+v, want an ErrOwnHost (ErrBlockedAddress) failure", u, res)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("own host reached %d times", hits.Load())
+	}
+	// Another port of the same loopback address is not an own host.
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) }))
+	defer other.Close()
+	if res := s.Send(context.Background(), &webhook.Request{URL: other.URL, Body: []byte("{}")}); res.Err != nil || res.Code != 204 || res.Blocked() {
+		t.Fatalf("other port: %+v, want 204", res)
+	}
+}
+
+func TestParseOwnHosts(t *testing.T) {
+	own, err := webhook.ParseOwnHosts([]string{"https://api.example.com", "ingest.example.com:8443", "[::1]:8080", "10.0.0.5", " "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own.Len() != 4 {
+		t.Fatalf("Len = %d, want 4", own.Len())
+	}
+	for u, want := range map[string]bool{
+		"https://api.example.com/v1/events":    true,
+		"http://api.example.com:9999/":         true, // no port in the entry: every port
+		"https://ingest.example.com:8443/x":    true,
+		"https://ingest.example.com/x":         false, // 443, not 8443
+		"http://[::1]:8080/":                   true,
+		"http://[0:0::1]:8080/":                true,
+		"http://[::1]:8081/":                   false,
+		"http://10.0.0.5/":                     true,
+		"http://api.example.com.evil.example/": false,
+		"https://example.com/api.example.com":  false,
+		"http://[::ffff:10.0.0.5]:80/":         true,
+	} {
+		if got := own.MatchString(u); got != want {
+			t.Errorf("MatchString(%s) = %v, want %v", u, got, want)
+		}
+	}
+	for _, bad := range []string{"http://", "host:0", "host:99999", "https://h:x/"} {
+		if _, err := webhook.ParseOwnHosts([]string{bad}); err == nil {
+			t.Errorf("ParseOwnHosts(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzOwnHosts(f *testing.F) {
+	f.Add("https://api.example.com", "https://API.example.com./x")
+	f.Add("127.0.0.1:8080", "http://127.0.0.1:8080/v1/events")
+	f.Add("[::1]:80", "http://[::1]/")
+	f.Fuzz(func(t *testing.T, entry, u string) {
+		own, err := webhook.ParseOwnHosts([]string{entry})
+		if err != nil {
+			return
+		}
+		_ = own.MatchString(u) // must not panic
+		// An entry parsed from a URL matches that URL itself.
+		if strings.HasPrefix(entry, "http://") || strings.HasPrefix(entry, "https://") {
+			if !own.MatchString(entry) {
+				t.Fatalf("entry %q does not match itself", entry)
+			}
+		}
+	})
+}
+
+// TestRequestsMarked: every request carries the delivery mark (the event id),
+// which the ingest API refuses.
+func TestRequestsMarked(t *testing.T) {
+	ch := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ch <- r.Header.Get(webhook.HeaderDelivery)
+	}))
+	defer srv.Close()
+	s := webhook.NewSender(webhook.Config{AllowCIDRs: loopback})
+	s.Send(context.Background(), &webhook.Request{URL: srv.URL, EventID: "0190c0de-0000-7000-8000-000000000001", Body: []byte("{}")})
+	if got := <-ch; got != "0190c0de-0000-7000-8000-000000000001" {
+		t.Fatalf("%s = %q, want the event id", webhook.HeaderDelivery, got)
+	}
+}
+
+// TestResponseHeadersCapped: an endpoint answering a huge header block fails
+// the attempt instead of costing the worker that memory.
+func TestResponseHeadersCapped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for i := range 40 {
+			w.Header().Set(fmt.Sprintf("X-Big-%d", i), strings.Repeat("h", 1000))
+		}
+		w.WriteHeader(200)
+	}))
+	defer srv.Close()
+	s := webhook.NewSender(webhook.Config{AllowCIDRs: loopback})
+	res := s.Send(context.Background(), &webhook.Request{URL: srv.URL, Body: []byte("{}")})
+	if res.Err == nil || res.Outcome() != webhook.Failed {
+		t.Fatalf("40 KB of response headers: %+v, want a failed attempt", res)
+	}
+	small := webhook.NewSender(webhook.Config{AllowCIDRs: loopback, MaxResponseHeaderBytes: 64 << 10})
+	if res := small.Send(context.Background(), &webhook.Request{URL: srv.URL, Body: []byte("{}")}); res.Err != nil || res.Code != 200 {
+		t.Fatalf("with a 64 KiB cap: %+v, want 200", res)
+	}
+}
+
+// TestBodyCapKeepsCharactersWhole: the kept start of a response body never
+// ends in half a multi-byte character.
+func TestBodyCapKeepsCharactersWhole(t *testing.T) {
+	for _, c := range []struct {
+		name, body string
+		want       int // kept bytes
+	}{
+		{"2-byte cut", strings.Repeat("a", 1023) + "é" + "tail", 1023},
+		{"3-byte cut after 1", strings.Repeat("a", 1023) + "€", 1023},
+		{"3-byte cut after 2", strings.Repeat("a", 1022) + "€", 1022},
+		{"4-byte cut after 3", strings.Repeat("a", 1021) + "😀", 1021},
+		{"4-byte whole", strings.Repeat("a", 1020) + "😀" + "b", 1024},
+		{"ascii", strings.Repeat("a", 2000), 1024},
+		{"short", "café", 5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(400)
+				_, _ = io.WriteString(w, c.body)
+			}))
+			defer srv.Close()
+			s := webhook.NewSender(webhook.Config{AllowCIDRs: loopback})
+			res := s.Send(context.Background(), &webhook.Request{URL: srv.URL, Body: []byte("{}")})
+			if len(res.Body) != c.want || !utf8.ValidString(res.Body) {
+				t.Fatalf("kept %d bytes (valid UTF-8: %v), want %d", len(res.Body), utf8.ValidString(res.Body), c.want)
+			}
+		})
 	}
 }

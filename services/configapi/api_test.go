@@ -320,7 +320,11 @@ func TestPatch(t *testing.T) {
 	want(t, e.call(http.MethodPost, path+"/_stop", tok, nil), http.StatusOK)
 
 	t.Run("stopped takes the seed sample", func(t *testing.T) {
-		r := e.call(http.MethodPatch, path, tok, seedPatch)
+		// The sample moves callback_url to another origin: the stored signing
+		// secret must come again with it.
+		want(t, e.call(http.MethodPatch, path, tok, seedPatch), http.StatusBadRequest, "callback_parameters.signing_secret", "origin")
+		withSecret := strings.Replace(seedPatch, `"api_key"`, `"signing_secret": "signing-secret-0123456789", "api_key"`, 1)
+		r := e.call(http.MethodPatch, path, tok, withSecret)
 		want(t, r, http.StatusOK)
 		got := e.call(http.MethodGet, path, tok, nil).integration(t)
 		cp := got.CallbackParameters
@@ -339,21 +343,21 @@ func TestPatch(t *testing.T) {
 	t.Run("redacted key sent back keeps the stored key", func(t *testing.T) {
 		get := e.call(http.MethodGet, path, tok, nil).integration(t)
 		body := map[string]any{"callback_parameters": map[string]any{
-			"callback_url": "https://erp.example.com/v2", "api_key": get.CallbackParameters.APIKey}}
+			"callback_url": "https://INTEGRATOR-api.example.com:443/v2", "api_key": get.CallbackParameters.APIKey}}
 		want(t, e.call(http.MethodPatch, path, tok, body), http.StatusOK)
 		in, _ := e.store.GetIntegration(context.Background(), "acme", "erp-1")
-		if in.Webhook.APIKey != seedAPIKey || in.Webhook.CallbackURL != "https://erp.example.com/v2" {
+		if in.Webhook.APIKey != seedAPIKey || in.Webhook.CallbackURL != "https://INTEGRATOR-api.example.com:443/v2" {
 			t.Errorf("stored webhook = %+v", in.Webhook)
 		}
 	})
 
 	t.Run("other redacted key is refused", func(t *testing.T) {
-		body := map[string]any{"callback_parameters": map[string]any{"callback_url": "https://erp.example.com/v2", "api_key": "****zzzz"}}
+		body := map[string]any{"callback_parameters": map[string]any{"callback_url": "https://integrator-api.example.com/v2", "api_key": "****zzzz"}}
 		want(t, e.call(http.MethodPatch, path, tok, body), http.StatusBadRequest, "api_key")
 	})
 
 	t.Run("signing secret removed with empty string, api key with omission", func(t *testing.T) {
-		body := map[string]any{"callback_parameters": map[string]any{"callback_url": "https://erp.example.com/v3", "signing_secret": ""}}
+		body := map[string]any{"callback_parameters": map[string]any{"callback_url": "https://integrator-api.example.com/v3", "signing_secret": ""}}
 		r := e.call(http.MethodPatch, path, tok, body)
 		want(t, r, http.StatusOK)
 		if k := r.integration(t).CallbackParameters.APIKey; k != "" {
@@ -400,12 +404,25 @@ func TestPatch(t *testing.T) {
 		want(t, e.call(http.MethodPost, BasePath, tok, validS3()), http.StatusOK)
 		want(t, e.call(http.MethodPost, BasePath+"/s3-1/_stop", tok, nil), http.StatusOK)
 		s3 := sub(validS3(), "s3_parameters")
-		s3["bucket"] = "other-bucket"
+		s3["key_prefix"] = "exports-v2"
 		s3["aws_secret_access_key"] = "****mple" // redacted form of "secret/key+example"
 		r := e.call(http.MethodPatch, BasePath+"/s3-1", tok, map[string]any{"s3_parameters": s3})
 		want(t, r, http.StatusOK)
 		in, _ := e.store.GetIntegration(context.Background(), "acme", "s3-1")
-		if in.S3.Bucket != "other-bucket" || in.S3.SecretAccessKey != "secret/key+example" {
+		if in.S3.KeyPrefix != "exports-v2" || in.S3.SecretAccessKey != "secret/key+example" {
+			t.Errorf("stored S3 = %+v", in.S3)
+		}
+		// A new bucket (or region) needs the secret key again.
+		s3["bucket"] = "other-bucket"
+		want(t, e.call(http.MethodPatch, BasePath+"/s3-1", tok, map[string]any{"s3_parameters": s3}),
+			http.StatusBadRequest, "s3_parameters.aws_secret_access_key", "bucket")
+		s3["bucket"], s3["aws_region"] = "my-bucket", "us-east-1"
+		want(t, e.call(http.MethodPatch, BasePath+"/s3-1", tok, map[string]any{"s3_parameters": s3}),
+			http.StatusBadRequest, "s3_parameters.aws_secret_access_key")
+		s3["bucket"], s3["aws_secret_access_key"] = "other-bucket", "secret/key+example"
+		want(t, e.call(http.MethodPatch, BasePath+"/s3-1", tok, map[string]any{"s3_parameters": s3}), http.StatusOK)
+		in, _ = e.store.GetIntegration(context.Background(), "acme", "s3-1")
+		if in.S3.Bucket != "other-bucket" || in.S3.Region != "us-east-1" || in.S3.SecretAccessKey != "secret/key+example" {
 			t.Errorf("stored S3 = %+v", in.S3)
 		}
 	})

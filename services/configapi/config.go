@@ -3,6 +3,7 @@ package configapi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -19,6 +20,11 @@ const (
 	DefaultBodyLimit       = 256 << 10
 	DefaultMaxIntegrations = 10
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultRetryRate and DefaultRetryBurst limit each tenant's _retry calls:
+	// each one makes the service call the tenant's endpoint, so unlimited
+	// retries would let a tenant aim this service's traffic at a host.
+	DefaultRetryRate  = 1.0 // per second
+	DefaultRetryBurst = 10
 )
 
 // Config configures the configuration API service. Zero fields take the
@@ -32,8 +38,12 @@ type Config struct {
 	// Migrate applies the catalog migrations at start (CONFIGAPI_MIGRATE=true),
 	// convenient for single-process setups; production runs the migrate command.
 	Migrate bool
-	// EncryptionKey is the 32-byte AES key sealing integration secrets (SECRETS_KEY).
+	// EncryptionKey is the 32-byte AES key sealing integration secrets
+	// (SECRETS_KEY), used when EncryptionKeys is empty.
 	EncryptionKey []byte
+	// EncryptionKeys is the keyring (SECRETS_KEYS, comma-separated; it wins
+	// over SECRETS_KEY): the first key encrypts, every key decrypts.
+	EncryptionKeys [][]byte
 	// Auth selects how bearer tokens are verified (AUTH_*).
 	Auth auth.Config
 	// BodyLimit caps request bodies in bytes; larger ones get 413 (CONFIGAPI_BODY_LIMIT).
@@ -48,6 +58,29 @@ type Config struct {
 	// may call (WEBHOOK_ALLOW_CIDRS, comma-separated; same as the delivery
 	// workers'). Empty: only public addresses.
 	WebhookAllowCIDRs []netip.Prefix
+	// OwnHosts are this service's own public hosts (PUBLIC_HOSTS,
+	// comma-separated URLs, host:port or hosts; see webhook.OwnHosts): a
+	// callback_url pointing at one is refused (400), and the _retry sender
+	// refuses them too. Nil: none (the local stack sets its base URL).
+	OwnHosts *webhook.OwnHosts
+	// RetryRate and RetryBurst limit each tenant's _retry calls (a token
+	// bucket: CONFIGAPI_RETRY_RATE per second, CONFIGAPI_RETRY_BURST at
+	// once); past it _retry answers 429 with Retry-After.
+	// CONFIGAPI_RETRY_RATE=0 turns the limit off (RetryRate < 0 here; 0
+	// takes the default).
+	RetryRate  float64
+	RetryBurst int
+}
+
+// Keyring returns the encryption keys, first key first.
+func (c Config) Keyring() [][]byte {
+	if len(c.EncryptionKeys) > 0 {
+		return c.EncryptionKeys
+	}
+	if c.EncryptionKey != nil {
+		return [][]byte{c.EncryptionKey}
+	}
+	return nil
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -64,6 +97,12 @@ func (c Config) WithDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.RetryRate == 0 {
+		c.RetryRate = DefaultRetryRate
+	}
+	if c.RetryBurst == 0 {
+		c.RetryBurst = DefaultRetryBurst
+	}
 	return c
 }
 
@@ -76,8 +115,13 @@ func (c Config) Validate() error {
 	if c.DatabaseURL == "" {
 		errs = append(errs, errors.New("DATABASE_URL is required"))
 	}
-	if len(c.EncryptionKey) != 32 {
-		errs = append(errs, errors.New("SECRETS_KEY is required: 32 bytes as 64 hex characters or base64"))
+	if ring := c.Keyring(); len(ring) == 0 {
+		errs = append(errs, errors.New("SECRETS_KEY (or SECRETS_KEYS) is required: 32 bytes as 64 hex characters or base64"))
+	} else if _, err := secrets.NewRing(ring); err != nil {
+		errs = append(errs, fmt.Errorf("SECRETS_KEY/SECRETS_KEYS: %w", err))
+	}
+	if c.RetryBurst < 0 {
+		errs = append(errs, errors.New("CONFIGAPI_RETRY_BURST must be positive"))
 	}
 	if c.BodyLimit <= 0 {
 		errs = append(errs, errors.New("CONFIGAPI_BODY_LIMIT must be positive"))
@@ -106,12 +150,37 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Auth:        auth.ConfigFromEnv(getenv),
 	}
 	var errs []error
-	if v := getenv("SECRETS_KEY"); v != "" {
-		k, err := secrets.ParseKey(v)
+	keys, err := secrets.KeysFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(keys) > 0 {
+		c.EncryptionKey, c.EncryptionKeys = keys[0], keys
+	}
+	if v := getenv("PUBLIC_HOSTS"); v != "" {
+		own, err := webhook.ParseOwnHosts(strings.Split(v, ","))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("SECRETS_KEY: %w", err))
+			errs = append(errs, fmt.Errorf("PUBLIC_HOSTS: %w", err))
 		}
-		c.EncryptionKey = k
+		c.OwnHosts = own
+	}
+	if v := getenv("CONFIGAPI_RETRY_RATE"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0):
+			errs = append(errs, fmt.Errorf("CONFIGAPI_RETRY_RATE: %q is not a number of retries per second (0 = off)", v))
+		case f == 0:
+			c.RetryRate = -1 // off
+		default:
+			c.RetryRate = f
+		}
+	}
+	if v := getenv("CONFIGAPI_RETRY_BURST"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			errs = append(errs, fmt.Errorf("CONFIGAPI_RETRY_BURST: %q is not a positive integer", v))
+		}
+		c.RetryBurst = n
 	}
 	if v := getenv("CONFIGAPI_MIGRATE"); v != "" {
 		b, err := strconv.ParseBool(v)

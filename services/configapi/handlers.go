@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -11,6 +12,7 @@ import (
 	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/httpapi"
+	"github.com/eventstream/eventstream/pkg/ratelimit"
 )
 
 const tenantKey = "configapi.tenant"
@@ -55,6 +57,11 @@ func (s *Server) apiError(err error) error {
 		return httpapi.NotFound("%s", err.Error())
 	case errors.Is(err, catalog.ErrConflict):
 		return httpapi.NewError(http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, catalog.ErrSecretsUnreadable):
+		// Writing the integration back would erase secrets nobody can read.
+		return httpapi.NewError(http.StatusConflict, errSecretsUnreadable,
+			"the integration's stored secrets cannot be decrypted (its encryption key is not in SECRETS_KEYS); "+
+				"an operator must restore the key, or delete and register the integration again")
 	case errors.Is(err, catalog.ErrLimitReached):
 		return httpapi.NewError(http.StatusBadRequest, "limit_reached",
 			fmt.Sprintf("maximum number of integrations (%d) reached", s.cfg.MaxIntegrations))
@@ -62,26 +69,67 @@ func (s *Server) apiError(err error) error {
 	return err // logged and answered as 500 by the shared error handler
 }
 
+// errSecretsUnreadable is the error state of an integration whose secrets
+// cannot be decrypted: the "error" field of its representation and the
+// error_code of the refusals it causes.
+const errSecretsUnreadable = "secrets_unreadable"
+
 func (s *Server) list(c echo.Context) error {
 	list, err := s.store.ListIntegrations(c.Request().Context(), tenantOf(c))
-	if err != nil {
+	unreadable := s.unreadable(c, err)
+	if err != nil && unreadable == nil {
 		return s.apiError(err)
 	}
 	out := listResponse{Integrations: make([]integrationResponse, 0, len(list))}
 	for _, in := range list {
-		out.Integrations = append(out.Integrations, toResponse(in))
+		out.Integrations = append(out.Integrations, toResponseMarked(in, unreadable))
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
+// unreadable returns err as a *catalog.UnreadableError (logged), or nil.
+func (s *Server) unreadable(c echo.Context, err error) *catalog.UnreadableError {
+	var ue *catalog.UnreadableError
+	if !errors.As(err, &ue) {
+		return nil
+	}
+	s.log.Warn("integration secrets unreadable", "tenant", tenantOf(c), "integrations", ue.Integrations,
+		"request_id", httpapi.RequestID(c), "err", err)
+	return ue
+}
+
+// oneMarked answers an integration read with its error state, or the error.
+func (s *Server) oneMarked(c echo.Context, in *catalog.Integration, err error) error {
+	unreadable := s.unreadable(c, err)
+	if err != nil && unreadable == nil {
+		return s.apiError(err)
+	}
+	return c.JSON(http.StatusOK, toResponseMarked(in, unreadable))
+}
+
+// refuseOwnHost refuses a callback URL that points at this service's own
+// public hosts: a delivery there would feed events back into the platform.
+func (s *Server) refuseOwnHost(callbackURL string) error {
+	if !s.cfg.OwnHosts.MatchString(callbackURL) {
+		return nil
+	}
+	return httpapi.NewError(http.StatusBadRequest, "validation_failed",
+		"callback_parameters.callback_url: must not point at this service's own hosts (a delivery would feed events back into Event Stream), got "+quote(callbackURL))
+}
+
 func (s *Server) register(c echo.Context) error {
 	var req registerRequest
-	if err := httpapi.BindStrict(c, &req); err != nil {
+	if err := bindStrict(c, &req); err != nil {
 		return err
 	}
 	in, err := validateRegister(&req, time.Now())
 	if err != nil {
 		return err
+	}
+	if in.Webhook != nil {
+		if err := s.refuseOwnHost(in.Webhook.CallbackURL); err != nil {
+			return err
+		}
 	}
 	in.Tenant = tenantOf(c)
 	if err := s.store.CreateIntegration(c.Request().Context(), in, s.cfg.MaxIntegrations); err != nil {
@@ -92,19 +140,21 @@ func (s *Server) register(c echo.Context) error {
 
 func (s *Server) get(c echo.Context) error {
 	in, err := s.store.GetIntegration(c.Request().Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		return s.apiError(err)
-	}
-	return c.JSON(http.StatusOK, toResponse(in))
+	return s.oneMarked(c, in, err)
 }
 
 func (s *Server) patch(c echo.Context) error {
 	var req patchRequest
-	if err := httpapi.BindStrict(c, &req); err != nil {
+	if err := bindStrict(c, &req); err != nil {
 		return err
 	}
 	if err := validatePatch(&req); err != nil {
 		return err
+	}
+	if req.CallbackParameters != nil {
+		if err := s.refuseOwnHost(req.CallbackParameters.CallbackURL); err != nil {
+			return err
+		}
 	}
 	// applyPatch runs under the row lock, so a concurrent _start cannot slip
 	// between the "is it stopped?" check and the write.
@@ -135,19 +185,13 @@ func (s *Server) start(c echo.Context) error {
 			fmt.Sprintf("temporary integration %q has completed; register a new one to replay again", in.ID))
 	}
 	in, err = s.store.SetStatus(ctx, in.Tenant, in.ID, catalog.StatusRunning, catalog.ActionStarted, reasonStarted)
-	if err != nil {
-		return s.apiError(err)
-	}
-	return c.JSON(http.StatusOK, toResponse(in))
+	return s.oneMarked(c, in, err)
 }
 
 func (s *Server) stop(c echo.Context) error {
 	in, err := s.store.SetStatus(c.Request().Context(), tenantOf(c), c.Param("id"),
 		catalog.StatusStopped, catalog.ActionStopped, reasonStopped)
-	if err != nil {
-		return s.apiError(err)
-	}
-	return c.JSON(http.StatusOK, toResponse(in))
+	return s.oneMarked(c, in, err)
 }
 
 func (s *Server) logs(c echo.Context) error {
@@ -186,6 +230,13 @@ func (s *Server) deleteRejected(c echo.Context) error {
 func (s *Server) retry(c echo.Context) error {
 	ctx := c.Request().Context()
 	tenant, id, eventID := tenantOf(c), c.Param("id"), c.Param("event_id")
+	if ok, wait := s.retryLimit.Allow(tenant, 1); !ok {
+		secs := ratelimit.RetryAfterSeconds(wait)
+		c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+		return httpapi.NewError(http.StatusTooManyRequests, "rate_limited",
+			fmt.Sprintf("too many retries for this tenant (%g per second, bursts of %d); retry after %d s; the event is kept",
+				s.cfg.RetryRate, s.retryLimit.Burst(), secs))
+	}
 	in, err := s.store.GetIntegration(ctx, tenant, id)
 	if err != nil {
 		return s.apiError(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/httpapi"
+	"github.com/eventstream/eventstream/pkg/ratelimit"
 )
 
 // BasePath is where the API lives.
@@ -39,6 +40,8 @@ type Server struct {
 	echo     *echo.Echo
 	openapi  []byte
 	log      *slog.Logger
+	// retryLimit is the per-tenant _retry bucket (nil: no limit).
+	retryLimit *ratelimit.Limiter
 }
 
 // New builds the server. retrier may be nil: the _retry endpoint then answers
@@ -55,7 +58,8 @@ func New(cfg Config, store *catalog.Store, verifier *auth.Verifier, retrier Retr
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: store, verifier: verifier, retrier: retrier, openapi: spec, log: slog.Default()}
+	s := &Server{cfg: cfg, store: store, verifier: verifier, retrier: retrier, openapi: spec, log: slog.Default(),
+		retryLimit: ratelimit.New(cfg.RetryRate, cfg.RetryBurst)}
 	s.echo = httpapi.New(httpapi.Options{BodyLimit: cfg.BodyLimit, Logger: s.log, Name: "configapi"})
 	s.routes()
 	return s, nil
@@ -76,7 +80,10 @@ func (s *Server) routes() {
 
 	read := []echo.MiddlewareFunc{auth.Require(auth.ScopeIntegrationsRead), s.tenantScope}
 	write := []echo.MiddlewareFunc{auth.Require(auth.ScopeIntegrationsWrite), s.tenantScope}
-	g := e.Group(BasePath, s.verifier.Middleware())
+	// Path ids are checked before anything reads them: a malformed one is a
+	// 404 with the error body, never a query (Postgres refuses NUL bytes and
+	// invalid UTF-8 with an error that would be a 500).
+	g := e.Group(BasePath, s.verifier.Middleware(), validPathIDs)
 	g.GET("", s.list, read...)
 	g.POST("", s.register, write...)
 	g.GET("/:id", s.get, read...)

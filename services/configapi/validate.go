@@ -12,6 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/httpapi"
@@ -31,7 +33,14 @@ import (
 //     mean "no condition"); filter_conditions {} means "no filters".
 //   - Secrets that look redacted ("****...") are refused on register; on PATCH
 //     the exact redacted form of the stored secret keeps the stored secret, so a
-//     console can send back what GET returned (see applyPatch).
+//     console can send back what GET returned (see applyPatch) - but only while
+//     callback_url keeps its origin (scheme, host, port) and an S3 target its
+//     bucket and region: a new origin needs api_key (and signing_secret, when
+//     one is stored) in the same request, a new bucket or region the
+//     aws_secret_access_key.
+//   - Path ids that cannot exist (not an integration id, not a UUID) are 404.
+//   - Object keys must match field names exactly (encoding/json alone matches
+//     them case-insensitively) and may not repeat.
 //   - signing_secret (write-only, for Standard Webhooks signatures) is either
 //     "whsec_" + base64 of 16..64 bytes (used decoded, as Standard Webhooks
 //     does) or 16..256 visible ASCII characters (used as given).
@@ -200,7 +209,21 @@ func applyPatch(in *catalog.Integration, r *patchRequest) error {
 			fe.add("callback_parameters", "integration %q delivers to S3; send s3_parameters instead", in.ID)
 		} else {
 			w := &catalog.Webhook{CallbackURL: cp.CallbackURL, APIKey: cp.APIKey, SigningSecret: in.Webhook.SigningSecret}
-			w.APIKey = keepSecret(&fe, "callback_parameters.api_key", cp.APIKey, in.Webhook.APIKey)
+			if moved := !sameOrigin(in.Webhook.CallbackURL, cp.CallbackURL); moved {
+				// The stored secrets were given for the old origin: a client
+				// that can only echo their redacted forms must not be able to
+				// send them to a host of its choice.
+				if in.Webhook.APIKey != "" && (cp.APIKey == "" || secrets.IsRedacted(cp.APIKey)) {
+					fe.add("callback_parameters.api_key", "callback_url moves to another origin (scheme, host or port); "+
+						"send the api_key again in full: the stored key is never kept for a new origin")
+				}
+				if in.Webhook.SigningSecret != "" && cp.SigningSecret == nil {
+					fe.add("callback_parameters.signing_secret", "callback_url moves to another origin (scheme, host or port); "+
+						"send the signing_secret again (or \"\" to remove it): the stored secret is never kept for a new origin")
+				}
+			} else {
+				w.APIKey = keepSecret(&fe, "callback_parameters.api_key", cp.APIKey, in.Webhook.APIKey)
+			}
 			if cp.SigningSecret != nil {
 				w.SigningSecret = *cp.SigningSecret
 			}
@@ -211,15 +234,56 @@ func applyPatch(in *catalog.Integration, r *patchRequest) error {
 		if in.S3 == nil {
 			fe.add("s3_parameters", "integration %q delivers to a webhook; send callback_parameters instead", in.ID)
 		} else {
-			in.S3 = &catalog.S3Target{AccessKeyID: sp.AWSAccessKeyID,
-				SecretAccessKey: keepSecret(&fe, "s3_parameters.aws_secret_access_key", sp.AWSSecretAccessKey, in.S3.SecretAccessKey),
-				Region:          sp.AWSRegion, Bucket: sp.Bucket, KeyPrefix: sp.KeyPrefix}
+			secret := sp.AWSSecretAccessKey
+			if sp.Bucket != in.S3.Bucket || sp.AWSRegion != in.S3.Region {
+				// Like a new callback origin: the stored key is not sent to
+				// a bucket it was not given for.
+				if secrets.IsRedacted(secret) {
+					fe.add("s3_parameters.aws_secret_access_key", "bucket or aws_region changes; "+
+						"send the aws_secret_access_key again in full: the stored key is never kept for a new bucket or region")
+				}
+			} else {
+				secret = keepSecret(&fe, "s3_parameters.aws_secret_access_key", secret, in.S3.SecretAccessKey)
+			}
+			in.S3 = &catalog.S3Target{AccessKeyID: sp.AWSAccessKeyID, SecretAccessKey: secret,
+				Region: sp.AWSRegion, Bucket: sp.Bucket, KeyPrefix: sp.KeyPrefix}
 		}
 	}
 	if fc := r.FilterConditions; fc != nil {
 		in.EventFilter, in.EntityFilter = validateFilters(&fe, fc)
 	}
 	return fe.err()
+}
+
+// sameOrigin reports whether two absolute URLs share scheme, host and port
+// (RFC 6454; host names compared case-insensitively without a trailing dot,
+// a missing port being the scheme's default).
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	oa, ob := origin(ua), origin(ub)
+	return oa != "" && oa == ob
+}
+
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if host == "" {
+		return ""
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // keepSecret returns the secret to store for a sent value: the stored one when
@@ -398,4 +462,51 @@ func quote(s string) string {
 		s = s[:maxValueInMessage] + "..."
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// validPathIDs answers 404 with the error body for a malformed :id or
+// :event_id before any handler runs: no such integration or event can exist,
+// and the store must never see NUL bytes, invalid UTF-8 or unbounded strings.
+func validPathIDs(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		for _, name := range c.ParamNames() {
+			v := c.Param(name)
+			switch name {
+			case "id":
+				if !validID(v) {
+					return httpapi.NotFound("integration %s not found", quote(v))
+				}
+			case "event_id":
+				if !validUUID(v) {
+					return httpapi.NotFound("rejected event %s not found (event ids are UUIDs)", quote(v))
+				}
+			}
+		}
+		return next(c)
+	}
+}
+
+// validID is the registration rule for integration ids.
+func validID(s string) bool { return len(s) > 0 && len(s) <= maxIDLen && idPattern.MatchString(s) }
+
+// validUUID accepts the canonical 8-4-4-4-12 hexadecimal form (either case:
+// the catalog stores ids as uuid, so case does not change which event it is).
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -64,6 +64,10 @@ type integrationResponse struct {
 	CallbackParameters *callbackOut      `json:"callback_parameters,omitempty"`
 	S3Parameters       *s3Out            `json:"s3_parameters,omitempty"`
 	FilterConditions   *filterConditions `json:"filter_conditions,omitempty"`
+	// Error is the integration's error state, absent when it has none:
+	// "secrets_unreadable" when its stored secrets cannot be decrypted (its
+	// key is not in SECRETS_KEYS); the secret fields are then left out.
+	Error string `json:"error,omitempty"`
 }
 
 // callbackOut is the webhook target as returned: the api key redacted, the
@@ -123,6 +127,16 @@ func toResponse(in *catalog.Integration) integrationResponse {
 	}
 	if in.HasFilter() {
 		r.FilterConditions = &filterConditions{EventFilter: in.EventFilter, EntityFilter: in.EntityFilter}
+	}
+	return r
+}
+
+// toResponseMarked is toResponse with the error state of an integration
+// named in unreadable.
+func toResponseMarked(in *catalog.Integration, unreadable *catalog.UnreadableError) integrationResponse {
+	r := toResponse(in)
+	if unreadable.Has(in) {
+		r.Error = errSecretsUnreadable
 	}
 	return r
 }

@@ -1,8 +1,9 @@
 // Package eventstream is the all-in-one local runner and admin CLI of Event
 // Stream: `run` starts the whole system on loopback (Postgres, Kafka and S3
 // embedded unless real ones are configured, every service behind one base
-// URL); `migrate`, `tenant` and `token` administer a catalog; `benchtable`
-// turns `go test -bench` output into the table `make bench` prints.
+// URL); `migrate`, `tenant`, `token` and `rotate-secrets` administer a
+// catalog; `benchtable` turns `go test -bench` output into the table
+// `make bench` prints.
 package eventstream
 
 import (
@@ -27,6 +28,8 @@ commands:
                               bearer token for it as the last line
   token <tenant> [--scopes s] [--ttl d]
                               print a bearer token signed with the local HS256 secret
+  rotate-secrets [--batch n]  re-encrypt every stored integration secret with the first key
+                              of SECRETS_KEYS (idempotent; exits non-zero if any is unreadable)
   benchtable                  read 'go test -bench' output on stdin, print a table of metrics
 
 Scopes are comma-separated: integrations:read, integrations:write, events:publish,
@@ -75,6 +78,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		} else {
 			err = MintToken(a, o, stdout)
 		}
+	case "rotate-secrets":
+		err = RotateSecrets(ctx, a, rest, stdout, stderr)
 	case "benchtable":
 		err = BenchTable(stdin, stdout)
 	default:

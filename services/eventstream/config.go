@@ -42,6 +42,14 @@ type Config struct {
 	TopicPartitions  int32
 	TopicReplication int16
 	TopicRetention   time.Duration
+	// TopicMinInsync is the tenant topics' min.insync.replicas
+	// (KAFKA_TOPIC_MIN_INSYNC_REPLICAS, default 0 = min(2, replication factor)).
+	TopicMinInsync int16
+	// PublicHosts are the stack's own public hosts, to which no webhook may
+	// deliver (PUBLIC_HOSTS, comma-separated URLs, host:port or hosts; default
+	// the base URL http://<EVENTSTREAM_ADDR>, none when its port is 0). The
+	// embedded services read it from their environment.
+	PublicHosts string
 	// DemoTenant is provisioned at start and gets the printed token
 	// (EVENTSTREAM_DEMO_TENANT, default demo).
 	DemoTenant string
@@ -144,6 +152,15 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		c.TopicReplication = int16(n)
 	}
 	duration("KAFKA_TOPIC_RETENTION", &c.TopicRetention)
+	if v := strings.TrimSpace(getenv("KAFKA_TOPIC_MIN_INSYNC_REPLICAS")); v != "" {
+		n, err := strconv.ParseInt(v, 10, 16)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("KAFKA_TOPIC_MIN_INSYNC_REPLICAS: %q is not a positive number (or 0 for min(2, replication))", v))
+		}
+		c.TopicMinInsync = int16(n)
+	}
+	c.PublicHosts = defaultPublicHosts(c.Addr)
+	str("PUBLIC_HOSTS", &c.PublicHosts)
 	str("EVENTSTREAM_DEMO_TENANT", &c.DemoTenant)
 	duration("EVENTSTREAM_TOKEN_TTL", &c.TokenTTL)
 	duration("EVENTSTREAM_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
@@ -170,6 +187,9 @@ func (c Config) Validate() error {
 	if !validTenant(c.DemoTenant) {
 		errs = append(errs, fmt.Errorf("EVENTSTREAM_DEMO_TENANT: %q is not a tenant name (lowercase letters, digits and '-', at most 63)", c.DemoTenant))
 	}
+	if c.TopicReplication > 0 && c.TopicMinInsync > c.TopicReplication {
+		errs = append(errs, fmt.Errorf("KAFKA_TOPIC_MIN_INSYNC_REPLICAS: %d exceeds KAFKA_TOPIC_REPLICATION %d (every publish would fail)", c.TopicMinInsync, c.TopicReplication))
+	}
 	if c.TopicRetention < kafka.MinRetention {
 		errs = append(errs, fmt.Errorf("KAFKA_TOPIC_RETENTION: %s is below the %s minimum (stopped integrations resume within 30 days)", c.TopicRetention, kafka.MinRetention))
 	}
@@ -180,6 +200,22 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("EVENTSTREAM_SHUTDOWN_TIMEOUT must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// defaultPublicHosts is the base URL's host:port, or "" when the port is
+// chosen at listen time (0): a bare host would refuse every port of it,
+// including the loopback receivers developers test with.
+func defaultPublicHosts(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		// Listening on every interface: loopback reaches it too.
+		return "http://" + net.JoinHostPort("127.0.0.1", port) + ",http://" + net.JoinHostPort("::1", port) +
+			",http://" + net.JoinHostPort("localhost", port)
+	}
+	return "http://" + addr
 }
 
 // validTenant mirrors the catalog's CHECK on tenants.name, so a bad name is

@@ -167,7 +167,8 @@ func provisionTopic(ctx context.Context, d deps, tenant string) error {
 	}
 	defer cl.Close()
 	t := d.topics
-	return kafka.ProvisionTenant(ctx, kadm.NewClient(cl), tenant, t.TopicPartitions, t.TopicReplication, t.TopicRetention)
+	return kafka.ProvisionTenantTopic(ctx, kadm.NewClient(cl), tenant, kafka.TopicSettings{Partitions: t.TopicPartitions,
+		Replication: t.TopicReplication, Retention: t.TopicRetention, MinInsyncReplicas: t.TopicMinInsync})
 }
 
 // startEmbeddedS3 serves an S3-compatible endpoint over dir. Any key pair is

@@ -97,11 +97,11 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 	}
 
 	env := s.env(keys, dbURL, brokers, s3Endpoint)
-	key, err := secrets.ParseKey(env("SECRETS_KEY"))
+	keyring, err := secrets.KeysFromEnv(env) // SECRETS_KEYS, else SECRETS_KEY
 	if err != nil {
-		return fmt.Errorf("SECRETS_KEY: %w", err)
+		return err
 	}
-	box, err := secrets.New(key)
+	box, err := secrets.NewRing(keyring)
 	if err != nil {
 		return err
 	}
@@ -285,6 +285,7 @@ func (s *Stack) startS3(ctx context.Context, dir string) (string, error) {
 // (generated keys, the embedded servers' addresses, loopback callbacks allowed).
 func (s *Stack) env(keys LocalSecrets, dbURL string, brokers []string, s3Endpoint string) func(string) string {
 	local := localEnv(keys, dbURL, brokers, s3Endpoint)
+	local["PUBLIC_HOSTS"] = s.cfg.PublicHosts // webhooks may not call the stack itself
 	return func(k string) string {
 		if v := s.getenv(k); v != "" {
 			return v

@@ -57,7 +57,7 @@ func newBenchEnv(b *testing.B, conns int) *benchEnv {
 	if err := kafka.ProvisionTenant(ctx, kadm.NewClient(admCl), benchTenant, 3, 1, kafka.DefaultRetention); err != nil {
 		b.Fatal(err)
 	}
-	cfg := ingest.Config{Brokers: brokers, Auth: auth.Config{HS256Secret: secret}}.WithDefaults()
+	cfg := ingest.Config{Brokers: brokers, Auth: auth.Config{HS256Secret: secret}, RateLimit: -1}.WithDefaults() // measures throughput: no rate limit
 	producer, err := kafka.NewProducer(brokers, cfg.ProduceTimeout)
 	if err != nil {
 		b.Fatal(err)

@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,10 @@ const (
 	DefaultTenantCacheTTL  = 30 * time.Second
 	DefaultTenantMissTTL   = 2 * time.Second
 	DefaultShutdownTimeout = 15 * time.Second
+	// DefaultRateLimit and DefaultRateBurst: per tenant, in events. A tenant
+	// may send 20 full batches back to back, then 5,000 events a second.
+	DefaultRateLimit = 5000
+	DefaultRateBurst = 10000
 )
 
 // Config configures the ingest service. Zero fields take the defaults above
@@ -55,6 +60,15 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight requests after
 	// its context ends (INGEST_SHUTDOWN_TIMEOUT).
 	ShutdownTimeout time.Duration
+	// RateLimit is each tenant's sustained publish rate in events per second
+	// (a token bucket; a 500-event batch takes 500 tokens), RateBurst its
+	// bucket size (INGEST_RATE_LIMIT, INGEST_RATE_BURST). Past it a request
+	// gets 429 with Retry-After and nothing of it is published. Events, not
+	// requests, are counted: they are what costs Kafka and every delivery
+	// worker. INGEST_RATE_LIMIT=0 turns the limit off (RateLimit < 0 here; 0
+	// takes the default). RateBurst must hold a full batch (MaxBatch).
+	RateLimit float64
+	RateBurst int
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -82,6 +96,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = max(DefaultRateBurst, c.MaxBatch)
 	}
 	return c
 }
@@ -114,6 +134,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("INGEST_SHUTDOWN_TIMEOUT must be positive"))
+	}
+	if c.RateLimit > 0 && c.RateBurst < c.MaxBatch {
+		errs = append(errs, fmt.Errorf("INGEST_RATE_BURST (%d) must hold a full batch (INGEST_MAX_BATCH, %d): a larger batch could never pass", c.RateBurst, c.MaxBatch))
 	}
 	if err := c.Auth.Validate(); err != nil {
 		errs = append(errs, err)
@@ -175,6 +198,18 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	duration("INGEST_TENANT_CACHE_TTL", &c.TenantCacheTTL)
 	duration("INGEST_TENANT_MISS_TTL", &c.TenantMissTTL)
 	duration("INGEST_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	if v := getenv("INGEST_RATE_LIMIT"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		switch {
+		case err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0):
+			errs = append(errs, fmt.Errorf("INGEST_RATE_LIMIT: %q is not a number of events per second (0 = off)", v))
+		case f == 0:
+			c.RateLimit = -1 // off
+		default:
+			c.RateLimit = f
+		}
+	}
+	positiveInt("INGEST_RATE_BURST", &c.RateBurst)
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("reading ingest config: %w", err)
 	}

@@ -184,7 +184,17 @@ func (s *scanner) eventObject(o *object, depth int, top bool, keep int) {
 	}
 	depth++
 	first := true
+	// seen marks the known keys met so far: a repeated key is refused
+	// rather than letting the last one silently win (a reviewer of the body
+	// would read the first).
+	var seen uint8
 	for s.nextMember(&first) {
+		if bit := s.knownKey(top); bit != 0 {
+			if seen&bit != 0 && o.structErr == "" {
+				o.structErr = fmt.Sprintf("duplicate field %s", quote(s.keyName()))
+			}
+			seen |= bit
+		}
 		switch {
 		case s.keyIs("name"):
 			o.we.Name = s.optName(depth, &o.structErr)
@@ -210,6 +220,20 @@ func (s *scanner) eventObject(o *object, depth int, top bool, keep int) {
 			return
 		}
 	}
+}
+
+// knownKey returns the bit of the current key among the event (and, at the
+// top level, body) fields, or 0 for any other key.
+func (s *scanner) knownKey(top bool) uint8 {
+	for i, k := range [...]string{"name", "published_at", "idempotency_key", "domain_entity_id", "payload", "tenant", "events"} {
+		if i >= 5 && !top {
+			break
+		}
+		if s.keyIs(k) {
+			return 1 << i
+		}
+	}
+	return 0
 }
 
 // events reads the value of "events": an array of event objects, or null.

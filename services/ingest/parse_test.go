@@ -120,6 +120,17 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil || c.Addr != ":9" || c.ProduceTimeout != 3*time.Second || c.MaxBatch != 50 {
 		t.Fatalf("overrides: %+v %v", c, err)
 	}
+	if c.RateLimit != ingest.DefaultRateLimit || c.RateBurst != ingest.DefaultRateBurst {
+		t.Fatalf("rate limit defaults: %g/s burst %d", c.RateLimit, c.RateBurst)
+	}
+	c, err = ingest.ConfigFromEnv(env(map[string]string{"INGEST_RATE_LIMIT": "0"}))
+	if err != nil || c.RateLimit >= 0 {
+		t.Fatalf("INGEST_RATE_LIMIT=0 must turn the limit off: %g %v", c.RateLimit, err)
+	}
+	c, err = ingest.ConfigFromEnv(env(map[string]string{"INGEST_RATE_LIMIT": "2.5", "INGEST_RATE_BURST": "600"}))
+	if err != nil || c.RateLimit != 2.5 || c.RateBurst != 600 {
+		t.Fatalf("rate overrides: %g/s burst %d %v", c.RateLimit, c.RateBurst, err)
+	}
 	for name, over := range map[string]map[string]string{
 		"no brokers":          {"KAFKA_BROKERS": " , "},
 		"no database":         {"DATABASE_URL": ""},
@@ -128,9 +139,37 @@ func TestConfigFromEnv(t *testing.T) {
 		"unbounded timeout":   {"INGEST_PRODUCE_TIMEOUT": "1h"},
 		"event over a record": {"INGEST_MAX_EVENT_BYTES": "4194304"},
 		"negative batch":      {"INGEST_MAX_BATCH": "-1"},
+		"negative rate":       {"INGEST_RATE_LIMIT": "-5"},
+		"rate not a number":   {"INGEST_RATE_LIMIT": "fast"},
+		"burst below a batch": {"INGEST_RATE_BURST": "100"},
 	} {
 		if _, err := ingest.ConfigFromEnv(env(over)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestParseEventsRefusesRepeatedKeys: a repeated key is refused (as an
+// invalid event in a batch), not silently decided by its last occurrence.
+func TestParseEventsRefusesRepeatedKeys(t *testing.T) {
+	now := time.Now()
+	for _, body := range []string{
+		`{"name":"order.created","name":"customer.created","payload":{"id":"1"}}`,
+		`{"name":"order.created","payload":{"id":"1"},"payload":{"id":"2"}}`,
+		`{"tenant":"a","tenant":"b","name":"order.created","payload":{"id":"1"}}`,
+		`{"events":[],"events":[{"name":"order.created","payload":{"id":"1"}}]}`,
+	} {
+		if _, err := ingest.ParseEvents([]byte(body), fuzzLimits, now); err == nil || !strings.Contains(err.Error(), "duplicate field") {
+			t.Errorf("%s: err = %v, want a duplicate field refusal", body, err)
+		}
+	}
+	req, err := ingest.ParseEvents([]byte(`{"events":[{"name":"order.created","payload":{"id":"1"}},`+
+		`{"name":"order.created","idempotency_key":"a","idempotency_key":"b","payload":{"id":"2"}}]}`), fuzzLimits, now)
+	if err != nil || req.Events[0].Err != nil || req.Events[1].Err == nil || !strings.Contains(req.Events[1].Err.Message, "duplicate field") {
+		t.Fatalf("batch with one repeated key: %+v, %v", req, err)
+	}
+	// The same key inside the payload is the payload's business.
+	if _, err := ingest.ParseEvents([]byte(`{"name":"order.created","payload":{"id":"1","id":"2"}}`), fuzzLimits, now); err != nil {
+		t.Fatalf("repeated key inside the payload: %v", err)
 	}
 }

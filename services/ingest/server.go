@@ -33,6 +33,8 @@ import (
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
 	"github.com/eventstream/eventstream/pkg/httpapi"
 	"github.com/eventstream/eventstream/pkg/kafka"
+	"github.com/eventstream/eventstream/pkg/ratelimit"
+	"github.com/eventstream/eventstream/pkg/webhook"
 )
 
 //go:embed openapi.json
@@ -49,6 +51,7 @@ type Server struct {
 	cfg     Config
 	client  *kgo.Client
 	tenants *tenantCache
+	limit   *ratelimit.Limiter // nil: no rate limit
 	echo    *echo.Echo
 	log     *slog.Logger
 	now     func() time.Time
@@ -75,11 +78,12 @@ func New(cfg Config, client *kgo.Client, store *catalog.Store, verifier *auth.Ve
 		tenants: newTenantCache(store.TenantExists, cfg.TenantCacheTTL, cfg.TenantMissTTL),
 		log:     slog.Default().With("service", "ingest"),
 		now:     time.Now,
+		limit:   ratelimit.New(cfg.RateLimit, cfg.RateBurst),
 	}
 	meter := otel.Meter("github.com/eventstream/eventstream/services/ingest")
 	var err error
 	if s.events, err = meter.Int64Counter("eventstream.ingest.events",
-		metric.WithDescription("Events received, by outcome (accepted, invalid, failed).")); err != nil {
+		metric.WithDescription("Events received, by outcome (accepted, invalid, failed, rate_limited).")); err != nil {
 		return nil, fmt.Errorf("creating metrics: %w", err)
 	}
 	if s.latency, err = meter.Float64Histogram("eventstream.ingest.produce.duration", metric.WithUnit("s"),
@@ -101,7 +105,9 @@ func New(cfg Config, client *kgo.Client, store *catalog.Store, verifier *auth.Ve
 		probe(func(ctx context.Context) error { return kafka.Ping(ctx, client) }),
 		probe(func(ctx context.Context) error { return store.Pool().Ping(ctx) }),
 	)
-	e.POST("/v1/events", s.publish, verifier.Middleware(), auth.Require(auth.ScopeEventsPublish))
+	// refuseDeliveries runs first: a delivery fed back here is refused
+	// whatever token it carries.
+	e.POST("/v1/events", s.publish, refuseDeliveries, verifier.Middleware(), auth.Require(auth.ScopeEventsPublish))
 	s.echo = e
 	return s, nil
 }
@@ -143,6 +149,10 @@ func (s *Server) publish(c echo.Context) error {
 		return err
 	}
 
+	if err := s.rateLimit(c, tenant, req); err != nil {
+		return err
+	}
+
 	recs, ids, err := records(ctx, tenant, req, now)
 	if err != nil {
 		return err
@@ -163,6 +173,48 @@ func (s *Server) publish(c echo.Context) error {
 		return c.JSONBlob(http.StatusAccepted, append(append([]byte(`{"event_id":"`), ids[0]...), `"}`...))
 	}
 	return c.JSONBlob(http.StatusAccepted, batchBody(req, ids, len(recs), invalid))
+}
+
+// refuseDeliveries refuses a request made by Event Stream's own webhook
+// sender (it carries webhook.HeaderDelivery): an integration whose callback
+// is this API (directly, or through a relay forwarding headers) would
+// otherwise publish every delivered event again, without end. The answer is
+// 400 on purpose: the sender treats a 400 as "rejected" (stored as a rejected
+// event, never retried), so the loop ends at the first turn; any other 4xx
+// would be retried with backoff and then stop the integration.
+func refuseDeliveries(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Header.Get(webhook.HeaderDelivery) != "" {
+			return httpapi.NewError(http.StatusBadRequest, "delivery_loop",
+				"this request is an Event Stream webhook delivery ("+webhook.HeaderDelivery+
+					" header); a delivery is never published again: point the integration's callback_url at your own endpoint")
+		}
+		return next(c)
+	}
+}
+
+// rateLimit takes the request's valid events from the tenant's bucket, or
+// refuses the whole request with 429 and Retry-After (nothing is published).
+func (s *Server) rateLimit(c echo.Context, tenant string, req *Request) error {
+	if s.limit == nil {
+		return nil
+	}
+	n := 0
+	for i := range req.Events {
+		if req.Events[i].Err == nil {
+			n++
+		}
+	}
+	ok, wait := s.limit.Allow(tenant, n)
+	if ok {
+		return nil
+	}
+	secs := ratelimit.RetryAfterSeconds(wait)
+	c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	s.events.Add(c.Request().Context(), int64(n), metric.WithAttributes(attribute.String("outcome", "rate_limited")))
+	return httpapi.NewError(http.StatusTooManyRequests, "rate_limited",
+		fmt.Sprintf("tenant %q is over its publish rate (%g events/s, bursts of %d); nothing of this request was published; retry after %d s",
+			tenant, s.cfg.RateLimit, s.limit.Burst(), secs))
 }
 
 // records builds the Kafka records of the valid events of req, and their

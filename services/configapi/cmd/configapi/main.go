@@ -41,7 +41,7 @@ func run() error {
 			return err
 		}
 	}
-	box, err := secrets.New(cfg.EncryptionKey)
+	box, err := secrets.NewRing(cfg.Keyring())
 	if err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func run() error {
 		return err
 	}
 	// _retry sends with the same sender (and SSRF guard) as the delivery workers.
-	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: cfg.WebhookAllowCIDRs})}
+	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: cfg.WebhookAllowCIDRs, OwnHosts: cfg.OwnHosts})}
 	srv, err := configapi.New(cfg, catalog.New(pool, box), verifier, retrier)
 	if err != nil {
 		return err
