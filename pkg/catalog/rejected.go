@@ -63,7 +63,7 @@ func (s *Store) AddRejected(ctx context.Context, e RejectedEvent) error {
 
 // ListRejected returns an integration's rejected events, newest first.
 func (s *Store) ListRejected(ctx context.Context, tenant, id string) ([]RejectedEvent, error) {
-	if _, err := s.GetIntegration(ctx, tenant, id); err != nil {
+	if _, err := s.GetIntegration(ctx, tenant, id); err != nil && !errors.Is(err, ErrSecretsUnreadable) {
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT tenant, integration_id, event_id::text, event_name, idempotency_key,

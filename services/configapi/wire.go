@@ -144,7 +144,7 @@ func toResponseMarked(in *catalog.Integration, unreadable *catalog.UnreadableErr
 func toLogs(list []catalog.LogEntry) logsResponse {
 	out := logsResponse{Entries: make([]logEntry, 0, len(list))}
 	for _, e := range list {
-		out.Entries = append(out.Entries, logEntry{Action: e.Action, Reason: e.Reason, CreatedAt: events.FormatTime(e.CreatedAt)})
+		out.Entries = append(out.Entries, logEntry{Action: e.Action, Reason: e.Text(), CreatedAt: events.FormatTime(e.CreatedAt)})
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/secrets"
 	"github.com/eventstream/eventstream/pkg/webhook"
 )
 
@@ -28,6 +29,13 @@ type Config struct {
 	// SECRETS_KEY); the Service itself receives a store.
 	DatabaseURL string
 	SecretsKey  string
+	// SecretsKeys is the keyring (SECRETS_KEYS, or SECRETS_KEY alone): the
+	// first key encrypts, every key decrypts.
+	SecretsKeys [][]byte
+	// OwnHosts are the service's own public hosts (PUBLIC_HOSTS,
+	// comma-separated URLs, host:port or hosts): webhooks to them are
+	// refused, so a delivery can never feed ingest.
+	OwnHosts *webhook.OwnHosts
 	// DatabaseMaxConns sizes cmd/delivery's catalog pool (DATABASE_MAX_CONNS,
 	// 10); the supervisor adds a pool of 2 of its own.
 	DatabaseMaxConns int
@@ -264,6 +272,16 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			*p = n
 		}
 	}
+	keys, err := secrets.KeysFromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.SecretsKeys = keys
+	own, err := webhook.ParseOwnHosts(splitList(getenv("PUBLIC_HOSTS")))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("PUBLIC_HOSTS: %w", err))
+	}
+	c.OwnHosts = own
 	allow, err := webhook.ParseCIDRs(splitList(getenv("WEBHOOK_ALLOW_CIDRS")))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_CIDRS: %w", err))

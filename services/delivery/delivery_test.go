@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventstream/eventstream/pkg/testenv"
+	"github.com/eventstream/eventstream/pkg/webhook"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
@@ -240,15 +241,40 @@ func TestCallbackToLoopbackWithoutAllowListIsRefused(t *testing.T) {
 	if n := len(rcv.requests()); n != 0 {
 		t.Fatalf("the loopback endpoint was reached %d times", n)
 	}
-	testenv.WaitFor(t, 10*time.Second, "3 attempt rows", func() bool { return len(e.attempts("erp-1")) == 3 })
+	// A refused address stops the integration at the first attempt: there is
+	// nothing to wait out.
+	testenv.WaitFor(t, 10*time.Second, "the attempt row", func() bool { return len(e.attempts("erp-1")) == 1 })
 	for _, a := range e.attempts("erp-1") {
 		if a.Status != catalog.AttemptFailure || a.Code != nil || a.URL != rcv.url() {
 			t.Fatalf("attempt %+v, want FAILURE without a response", a)
 		}
 	}
+	if n := countAction(e.logs("erp-1"), catalog.ActionRetry); n != 0 {
+		t.Fatalf("%d retries of a refused address", n)
+	}
 	logs := e.logs("erp-1")
 	if !strings.Contains(logs[0].Reason, "address not allowed") {
 		t.Fatalf("stop reason %q does not say the address was refused", logs[0].Reason)
+	}
+}
+
+// A callback pointing at the service's own public hosts is refused at
+// delivery too (the API refuses it at registration; this catches an alias).
+func TestCallbackToOwnHostsIsRefusedAtDelivery(t *testing.T) {
+	e := newEnv(t, 1)
+	rcv := newReceiver(t, nil)
+	e.register("loop", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	cfg := e.config()
+	own, err := webhook.ParseOwnHosts([]string{rcv.srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OwnHosts = own
+	e.startWorker(cfg)
+	e.produceN("order.created", 1)
+	testenv.WaitFor(t, 30*time.Second, "integration stopped", func() bool { return e.status("loop").Status == catalog.StatusStopped })
+	if n := len(rcv.requests()); n != 0 {
+		t.Fatalf("the service's own host was called %d times", n)
 	}
 }
 

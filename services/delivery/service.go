@@ -98,7 +98,7 @@ func New(cfg Config, store *catalog.Store, pool *pgxpool.Pool, opts ...Option) (
 		s.tenants = cfg.PoolTenants
 	}
 	s.sender = webhook.NewSender(webhook.Config{
-		Timeout: cfg.AttemptTimeout, MaxResponseBody: cfg.MaxResponseBody, AllowCIDRs: cfg.AllowCIDRs,
+		Timeout: cfg.AttemptTimeout, MaxResponseBody: cfg.MaxResponseBody, AllowCIDRs: cfg.AllowCIDRs, OwnHosts: cfg.OwnHosts,
 		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, 2),
 	})
 	s.bodies = newByteBudget(int64(cfg.MemoryBudget))

@@ -360,6 +360,14 @@ func (s *webhookSink) reject(j *job, res webhook.Result) bool {
 // no retries left the integration stops and j stays not Done.
 func (s *webhookSink) retry(j *job, res webhook.Result) {
 	reason := res.Reason(s.in.Webhook.CallbackURL)
+	if res.Blocked() {
+		// A refused address (private, loopback, metadata, or the service's
+		// own hosts) is a configuration to fix, not a failure to wait out.
+		s.interrupt(fmt.Sprintf("Stopped: %s Delivery to this address is not allowed: change the callback URL "+
+			"(or ask the operator to allow the address), then start the integration again to resume with this event.", reason))
+		s.finish(j)
+		return
+	}
 	if j.retriesLeft <= 0 {
 		s.interrupt(fmt.Sprintf("Stopped after %d failed retries. %s", s.cfg.MaxRetries, reason))
 		s.finish(j)

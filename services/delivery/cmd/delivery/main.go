@@ -36,16 +36,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if cfg.DatabaseURL == "" || cfg.SecretsKey == "" {
-		return errors.New("DATABASE_URL and SECRETS_KEY are required")
+	if cfg.DatabaseURL == "" || len(cfg.SecretsKeys) == 0 {
+		return errors.New("DATABASE_URL and SECRETS_KEYS (or SECRETS_KEY) are required")
 	}
-	key, err := secrets.ParseKey(cfg.SecretsKey)
+	box, err := secrets.NewRing(cfg.SecretsKeys)
 	if err != nil {
-		return fmt.Errorf("SECRETS_KEY: %w", err)
-	}
-	box, err := secrets.New(key)
-	if err != nil {
-		return err
+		return fmt.Errorf("SECRETS_KEYS: %w", err)
 	}
 	tel, err := telemetry.Setup(ctx, telemetry.ConfigFromEnv("delivery", os.Getenv))
 	if err != nil {
