@@ -20,44 +20,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/pkg/webhook"
 )
-
-// verifyStandardWebhook is an independent implementation of the Standard
-// Webhooks verification (https://www.standardwebhooks.com/): it checks the
-// three headers and accepts when any space-separated "v1,<sig>" matches the
-// HMAC-SHA256 of "id.timestamp.body" under the base64 key after "whsec_".
-func verifyStandardWebhook(secret string, h http.Header, body []byte, now time.Time) error {
-	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
-	if id == "" || ts == "" || sigs == "" {
-		return errors.New("missing webhook headers")
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return fmt.Errorf("bad timestamp %q", ts)
-	}
-	if d := now.Sub(time.Unix(sec, 0)); d > 5*time.Minute || d < -5*time.Minute {
-		return fmt.Errorf("timestamp %d outside tolerance", sec)
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-	if err != nil {
-		return err
-	}
-	m := hmac.New(sha256.New, key)
-	fmt.Fprintf(m, "%s.%s.%s", id, ts, body)
-	want := m.Sum(nil)
-	for _, s := range strings.Fields(sigs) {
-		version, b64, ok := strings.Cut(s, ",")
-		if !ok || version != "v1" {
-			continue
-		}
-		got, err := base64.StdEncoding.DecodeString(b64)
-		if err == nil && hmac.Equal(got, want) {
-			return nil
-		}
-	}
-	return errors.New("no matching signature")
-}
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
@@ -101,11 +66,11 @@ func TestSendHeadersBodyAndSignature(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, v, want)
 		}
 	}
-	if err := verifyStandardWebhook(secret, g.h, g.body, time.Now()); err != nil {
+	if err := testenv.VerifyStandardWebhook(secret, g.h, g.body, time.Now()); err != nil {
 		t.Fatalf("signature does not verify: %v", err)
 	}
 	// A tampered body must not verify (the check above is not vacuous).
-	if err := verifyStandardWebhook(secret, g.h, append(g.body, ' '), time.Now()); err == nil {
+	if err := testenv.VerifyStandardWebhook(secret, g.h, append(g.body, ' '), time.Now()); err == nil {
 		t.Fatal("tampered body verified")
 	}
 

@@ -2,50 +2,18 @@ package configapi
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/pkg/webhook"
 )
-
-// verifySignature is an independent implementation of Standard Webhooks
-// verification: HMAC-SHA256 over "id.timestamp.body" with the base64 key
-// after "whsec_", compared against each "v1,<base64>" of the header.
-func verifySignature(secret string, h http.Header, body []byte) error {
-	id, ts, sigs := h.Get("webhook-id"), h.Get("webhook-timestamp"), h.Get("webhook-signature")
-	if id == "" || ts == "" || sigs == "" {
-		return errors.New("missing webhook-* headers")
-	}
-	if sec, err := strconv.ParseInt(ts, 10, 64); err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
-		return errors.New("timestamp missing or outside tolerance")
-	}
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-	if err != nil {
-		return err
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id + "." + ts + "."))
-	m.Write(body)
-	for _, s := range strings.Fields(sigs) {
-		if v, b64, ok := strings.Cut(s, ","); ok && v == "v1" {
-			if got, err := base64.StdEncoding.DecodeString(b64); err == nil && hmac.Equal(got, m.Sum(nil)) {
-				return nil
-			}
-		}
-	}
-	return errors.New("no valid signature")
-}
 
 // TestRetryWithWebhookSender runs _retry end to end with the delivery
 // workers' sender (pkg/webhook): same body, headers and signature as a
@@ -114,7 +82,7 @@ func TestRetryWithWebhookSender(t *testing.T) {
 				h.header.Get("webhook-id") != evs[0].EventID {
 				t.Fatalf("headers %v", h.header)
 			}
-			if err := verifySignature(secret, h.header, h.body); err != nil {
+			if err := testenv.VerifyStandardWebhook(secret, h.header, h.body, time.Now()); err != nil {
 				t.Fatalf("signature: %v", err)
 			}
 			wantGet := http.StatusOK

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,9 +24,9 @@ import (
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
 	"github.com/eventstream/eventstream/pkg/kafka"
-	"github.com/eventstream/eventstream/pkg/secrets"
 	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/services/delivery"
+	"github.com/eventstream/eventstream/services/delivery/worker"
 )
 
 // workerEnv marks a re-executed test binary that runs one delivery worker
@@ -41,37 +40,11 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// runWorkerProcess is the delivery worker's main, for subprocess tests.
+// runWorkerProcess is the delivery binary's main, for subprocess tests.
 func runWorkerProcess() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := delivery.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	defer pool.Close()
-	key, err := secrets.ParseKey(cfg.SecretsKey)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	box, err := secrets.New(key)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	svc, err := delivery.New(cfg, catalog.New(pool, box), pool)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if err := svc.Run(ctx); err != nil {
+	if err := worker.Run(ctx, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

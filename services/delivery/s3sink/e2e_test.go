@@ -21,7 +21,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -32,10 +31,10 @@ import (
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
 	"github.com/eventstream/eventstream/pkg/kafka"
 	"github.com/eventstream/eventstream/pkg/s3local"
-	"github.com/eventstream/eventstream/pkg/secrets"
 	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/services/delivery"
 	"github.com/eventstream/eventstream/services/delivery/s3sink"
+	"github.com/eventstream/eventstream/services/delivery/worker"
 )
 
 // workerEnv marks a re-executed test binary that runs one delivery worker
@@ -43,44 +42,13 @@ import (
 // can kill it like a crashed pod.
 const workerEnv = "S3SINK_TEST_WORKER"
 
-// runWorkerProcess is what a delivery worker's main does: read both
-// configurations from the environment, build the S3 sink factory and hand it
-// to the service.
+// runWorkerProcess is the delivery binary's main (S3 sink included).
 func runWorkerProcess() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fail := func(err error) int { fmt.Fprintln(os.Stderr, err); return 2 }
-	cfg, err := delivery.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		return fail(err)
-	}
-	s3cfg, err := s3sink.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		return fail(err)
-	}
-	s3f, err := s3sink.NewFactory(s3cfg, nil)
-	if err != nil {
-		return fail(err)
-	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return fail(err)
-	}
-	defer pool.Close()
-	key, err := secrets.ParseKey(cfg.SecretsKey)
-	if err != nil {
-		return fail(err)
-	}
-	box, err := secrets.New(key)
-	if err != nil {
-		return fail(err)
-	}
-	svc, err := delivery.New(cfg, catalog.New(pool, box), pool, delivery.WithSink(catalog.TargetS3, s3f.NewSink))
-	if err != nil {
-		return fail(err)
-	}
-	if err := svc.Run(ctx); err != nil {
-		return fail(err)
+	if err := worker.Run(ctx, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	return 0
 }
