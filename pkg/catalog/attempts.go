@@ -310,7 +310,7 @@ func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) bool {
 			return true
 		}
 		if w.refused(ctx, err) {
-			return w.split(ctx, batch, err)
+			return w.split(ctx, batch)
 		}
 		if w.cfg.OnError != nil {
 			w.cfg.OnError(err)
@@ -324,13 +324,14 @@ func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) bool {
 // split stores a batch Postgres refused for its content: halves are stored
 // on their own (and split again if refused), so only the refused rows are
 // singled out; a single refused row is stored in its safe form, or dropped.
-func (w *AttemptWriter) split(ctx context.Context, batch []queuedAttempt, err error) bool {
+func (w *AttemptWriter) split(ctx context.Context, batch []queuedAttempt) bool {
 	if len(batch) > 1 {
 		mid := len(batch) / 2
 		return w.store(ctx, batch[:mid]) && w.store(ctx, batch[mid:])
 	}
 	q := batch[0]
 	safe := []queuedAttempt{{a: q.a.safeForm()}}
+	var err error
 	for n := 0; ; n++ {
 		err = w.write(ctx, safe)
 		if err == nil || w.refused(ctx, err) || ctx.Err() != nil {
