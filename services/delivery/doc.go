@@ -43,19 +43,45 @@
 // nothing is committed for it afterwards; a lost partition commits nothing.
 //
 // A group without commits starts at the integration's start: offsets_reset_at
-// after a long stop, else starts_at, else the registration time. A start more
+// after a long stop, else starts_at, else the registration time. A group that
+// had committed (offsets_committed_epoch) but whose offsets the broker
+// expired resumes from when the integration stopped instead. A start more
 // than OffsetRetention after the stop bumps the group epoch (a fresh group)
 // and starts from the start time, logging it. Temporary integrations deliver
-// records stamped within [starts_at, ends_at] and stop themselves
-// (integration_completed) once the group's commits pass the window's end on
-// every partition.
+// records stamped within [starts_at, ends_at], each filtered by its own
+// timestamp (an in-window record may follow a later-stamped one), and stop
+// themselves (integration_completed) once the group's commits pass, on every
+// partition, the first record stamped after ends_at plus ClockSkew.
+//
+// # Durability of outcomes
+//
+// A record's final outcome is made Done only once its attempt row is durable
+// (AttemptWriter.WriteThen): the offset commit never runs ahead of the
+// observability record, so a worker killed at any moment loses no attempt
+// row of a committed event (at worst, an event is delivered again and
+// recorded again). A record no integration can decode is recorded as a
+// FAILURE attempt (eventstream.delivery.undecodable_records) and skipped.
+//
+// # Shared resources
+//
+// One tenant cannot take what the worker shares. Webhook bodies in flight
+// count against the integration's MaxInFlightBytes and the worker-wide
+// MemoryBudget; an integration holding nothing is always admitted with one
+// event, so a tenant with slow endpoints slows itself, never another. The
+// attempt writer splits a batch Postgres refuses for its content to single
+// out the row, stores it in a safe form or drops and reports it, and goes on;
+// every outside text passes through catalog.SafeText. The supervisor reads
+// integration states over a connection pool of its own, so a busy catalog
+// pool applies backpressure to delivery without closing the stop gate.
 //
 // # Webhook sink
 //
 // Records wait in a bounded window (MaxInFlight records, MaxInFlightBytes of
 // bodies); a fixed pool of workers attempts them under an adaptive (AIMD)
 // concurrency limit that grows while 2xx answers come fast and halves on 429,
-// 5xx, timeouts and connection errors, and pauses for Retry-After. 2xx is
+// 5xx, timeouts and connection errors, and pauses for Retry-After. A refused
+// address (SSRF guard, the service's own hosts) stops the integration at
+// once. 2xx is
 // delivered; 400 stores a rejected event (at the limit the integration stops,
 // nothing is dropped); anything else is retried with exponential backoff and
 // jitter (pkg/backoff), logging retry_triggered, until MaxRetries retries failed: then
