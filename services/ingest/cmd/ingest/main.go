@@ -10,7 +10,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventstream/eventstream/pkg/auth"
@@ -39,9 +38,9 @@ func run() error {
 		return err
 	}
 	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := catalog.OpenPool(ctx, cfg.DatabaseURL, catalog.PoolOptions{})
 	if err != nil {
-		return fmt.Errorf("connecting to the catalog: %w", err)
+		return err
 	}
 	defer pool.Close()
 	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
