@@ -40,7 +40,7 @@ func TestSelfLoopThroughTheStack(t *testing.T) {
 	ids := publish(t, s.BaseURL, s.Token, "loop-1")
 
 	// Wait for the delivery's outcome: a rejected event (the ingest API's
-	// 400) or a retry (the sender refusing its own host).
+	// 400) or the sender refusing its own host, which stops the integration.
 	var rejected struct {
 		RejectedEvents []struct {
 			ID string `json:"id"`
@@ -63,7 +63,7 @@ func TestSelfLoopThroughTheStack(t *testing.T) {
 			t.Fatalf("logs = %d", code)
 		}
 		for _, l := range logs.Entries {
-			if l.Action == "retry_triggered" && strings.Contains(l.Reason, "address not allowed") {
+			if l.Action == "integration_stopped" && strings.Contains(l.Reason, "address not allowed") {
 				return true
 			}
 		}
