@@ -18,7 +18,6 @@ import (
 	"sync"
 	"testing"
 
-	promparser "github.com/prometheus/prometheus/promql/parser"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 
@@ -224,35 +223,121 @@ func observeInt(_ context.Context, o metric.Int64Observer) error     { o.Observe
 func observeFloat(_ context.Context, o metric.Float64Observer) error { o.Observe(1); return nil }
 
 // grafanaVars are Grafana's interval variables, replaced by a real duration
-// before a query is parsed (label-value variables sit inside strings and parse as-is).
+// before a query is read (label-value variables sit inside strings).
 var grafanaVars = regexp.MustCompile(`\$\{?__(rate_)?interval\}?|\$\{?__range\}?`)
 
-var promql = promparser.NewParser(promparser.Options{})
+// promqlWords are PromQL keywords and operators that look like identifiers.
+var promqlWords = []string{"and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
+	"group_right", "offset", "bool", "atan2", "inf", "nan", "Inf", "NaN",
+	// aggregations, which may be followed by by/without before their "("
+	"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values",
+	"bottomk", "topk", "quantile", "limitk", "limit_ratio"}
 
-// metricNames parses a PromQL expression and returns the metric names it selects.
+// metricNames returns the metric names a PromQL expression selects. It is a
+// small lexer, not a full parser (the Prometheus module would pull its
+// service-discovery dependencies into the workspace): an identifier is a
+// metric name unless it is a keyword, a function or aggregation (followed
+// by "("), a label (inside {} or the label list of by/without/on/ignoring/
+// group_left/group_right) or part of a duration (inside []). Unbalanced
+// brackets and unterminated strings are errors.
 func metricNames(expr string) ([]string, error) {
-	e, err := promql.ParseExpr(grafanaVars.ReplaceAllString(expr, "5m"))
-	if err != nil {
-		return nil, fmt.Errorf("parsing %q: %w", expr, err)
+	src := grafanaVars.ReplaceAllString(expr, "5m")
+	var names, stack []string
+	labelList := false // the next "(" opens a label list
+	isIdent := func(c byte, first bool) bool {
+		return c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9')
 	}
-	var names []string
-	promparser.Inspect(e, func(n promparser.Node, _ []promparser.Node) error {
-		vs, ok := n.(*promparser.VectorSelector)
-		if !ok {
-			return nil
+	top := func() string {
+		if len(stack) == 0 {
+			return ""
 		}
-		name := vs.Name
-		for _, m := range vs.LabelMatchers {
-			if m.Name == "__name__" && name == "" {
-				name = m.Value
+		return stack[len(stack)-1]
+	}
+	for i := 0; i < len(src); {
+		c := src[i]
+		switch {
+		case c == '"' || c == '\'' || c == '`':
+			j := i + 1
+			for j < len(src) && src[j] != c {
+				if src[j] == '\\' && c != '`' {
+					j++
+				}
+				j++
 			}
+			if j >= len(src) {
+				return nil, fmt.Errorf("%q: unterminated string", expr)
+			}
+			i = j + 1
+		case c == '#': // comment to end of line
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case c == '(' || c == '{' || c == '[':
+			kind := string(c)
+			if c == '(' && labelList {
+				kind = "labels("
+			}
+			labelList = false
+			stack = append(stack, kind)
+			i++
+		case c == ')' || c == '}' || c == ']':
+			want := map[byte]string{')': "(", '}': "{", ']': "["}[c]
+			if t := top(); t != want && !(c == ')' && t == "labels(") {
+				return nil, fmt.Errorf("%q: unbalanced %q", expr, c)
+			}
+			stack = stack[:len(stack)-1]
+			i++
+		case c >= '0' && c <= '9' || c == '.':
+			for i < len(src) && (isIdent(src[i], false) || src[i] == '.') {
+				i++
+			}
+		case isIdent(c, true):
+			j := i
+			for j < len(src) && isIdent(src[j], false) {
+				j++
+			}
+			word := src[i:j]
+			k := j
+			for k < len(src) && (src[k] == ' ' || src[k] == '\t' || src[k] == '\n') {
+				k++
+			}
+			switch t := top(); {
+			case t == "{" || t == "[" || t == "labels(":
+			case slices.Contains([]string{"by", "without", "on", "ignoring", "group_left", "group_right"}, word):
+				labelList = k < len(src) && src[k] == '('
+			case slices.Contains(promqlWords, word):
+			case k < len(src) && src[k] == '(':
+			default:
+				names = append(names, word)
+			}
+			i = j
+		default:
+			i++
 		}
-		if name == "" {
-			return fmt.Errorf("%q selects series without a metric name", expr)
-		}
-		names = append(names, name)
-		return nil
-	})
+	}
+	if len(stack) > 0 {
+		return nil, fmt.Errorf("%q: unclosed %q", expr, top())
+	}
 	sort.Strings(names)
 	return slices.Compact(names), nil
+}
+
+func TestMetricNamesLexer(t *testing.T) {
+	cases := map[string][]string{
+		`sum(eventstream_consumer_lag{pool="big"})`:                                                 {"eventstream_consumer_lag"},
+		`sum by (tenant, outcome) (rate(a_total{outcome=~"x|y"}[$__rate_interval])) / on(tenant) b`: {"a_total", "b"},
+		`histogram_quantile(0.99, sum by (le) (rate(h_bucket[5m]))) > 1e3 and c offset 1h`:          {"c", "h_bucket"},
+		`max without (pod) (g) * 100 unless bool x`:                                                 {"g", "x"},
+	}
+	for expr, want := range cases {
+		got, err := metricNames(expr)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("metricNames(%s) = %v, %v; want %v", expr, got, err, want)
+		}
+	}
+	for _, bad := range []string{`sum(a`, `a{b="c}`, `a[5m`} {
+		if _, err := metricNames(bad); err == nil {
+			t.Errorf("metricNames(%s) accepted an unbalanced expression", bad)
+		}
+	}
 }
