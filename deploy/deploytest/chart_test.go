@@ -831,6 +831,19 @@ delivery:
 			if len(o.ingresses) != 1 || len(o.netpols) != 4 || o.deployment(fullname+"-observability") == nil {
 				t.Errorf("want an Ingress, 4 NetworkPolicies and observability; got %d, %d", len(o.ingresses), len(o.netpols))
 			}
+			dash := readRepoFile(t, dashboardFile)
+			found := false
+			for _, cm := range o.configMaps {
+				if cm.Labels["grafana_dashboard"] == "1" {
+					found = true
+					if strings.TrimSpace(cm.Data["eventstream.json"]) != strings.TrimSpace(string(dash)) {
+						t.Errorf("ConfigMap %s: the dashboard differs from %s (copy it to helm/eventstream/dashboards/)", cm.Name, dashboardFile)
+					}
+				}
+			}
+			if !found {
+				t.Error("no Grafana dashboard ConfigMap")
+			}
 			for _, d := range o.deployments {
 				if _, ok := d.Spec.Template.Annotations["checksum/secret"]; ok {
 					t.Errorf("%s: checksum/secret annotation without a generated Secret", d.Name)
