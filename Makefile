@@ -17,11 +17,13 @@ BUF_VERSION           := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.11
 GOLANGCI_LINT_VERSION := v2.15.0
 MINIO_VERSION         := v0.0.0-20260212201848-7aac2a2c5b7c
+HELM_VERSION          := v3.22.0
 
 BUF           := $(TOOLS_DIR)/.buf-$(BUF_VERSION)
 PROTOC_GEN_GO := $(TOOLS_DIR)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
 GOLANGCI_LINT := $(TOOLS_DIR)/.golangci-lint-$(GOLANGCI_LINT_VERSION)
 MINIO         := $(TOOLS_DIR)/.minio-$(MINIO_VERSION)
+HELM          := $(TOOLS_DIR)/.helm-$(HELM_VERSION)
 
 # Tests and generators find the pinned tools (minio, buf, protoc-gen-go) on PATH.
 export PATH := $(TOOLS_DIR):$(PATH)
@@ -39,9 +41,10 @@ run: ## start the local stack on 127.0.0.1:8080 (Ctrl-C stops it; data kept in .
 	$(GO) run $(CLI) run
 
 .PHONY: test
-test: deps tools ## everything CI runs: vet, race tests (incl. the make-run smoke test), fuzzing, generated-code check
+test: deps tools images ## everything CI runs: vet, race tests (incl. the make-run smoke test), fuzzing, generated-code check, chart lint
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(MAKE) --no-print-directory helm-lint
+	EVENTSTREAM_IMAGES=$(CURDIR)/$(IMAGES_DIR) $(GO) test -race -count=1 -timeout 15m $(PKGS)
 	FUZZTIME=$(FUZZTIME) services/eventstream/scripts/fuzz.sh $(PKGS)
 	$(MAKE) --no-print-directory check-generate
 	@echo "make test: all checks passed"
@@ -61,6 +64,25 @@ bench: ## run every benchmark and print a table of their metrics (raw output in 
 	@status=0; $(GO) test -p 1 -run '^$$' -bench . -benchtime=$(BENCHTIME) -benchmem -timeout 60m $(PKGS) 2>&1 \
 		| tee bin/bench.out || status=$$?; \
 	echo; bin/eventstream benchtable < bin/bench.out || status=1; exit $$status
+
+# --- deployment (deploy/, helm/eventstream, docker-compose.yml) ---------------
+
+# Services with an image; eventstream is the admin CLI (migrate, tenant, token).
+IMAGES     := ingest delivery configapi eventstream
+IMAGES_DIR := bin/images
+IMAGE_TAG  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: images
+images: ## build an OCI image tarball per service into bin/images (static binaries, no container engine)
+	@mkdir -p $(IMAGES_DIR)/bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(IMAGE_TAG)' -o $(IMAGES_DIR)/bin/ \
+		$(foreach s,$(IMAGES),./services/$(s)/cmd/$(s)) ./deploy/cmd/probe
+	$(GO) run ./deploy/cmd/imagebuild -bin $(IMAGES_DIR)/bin -out $(IMAGES_DIR) -tag $(IMAGE_TAG) $(IMAGES)
+
+.PHONY: helm-lint
+helm-lint: $(HELM) ## helm lint the chart with its CI values and the example values
+	@for f in helm/eventstream/ci/*.yaml helm/eventstream/examples/*.yaml; do \
+		echo "helm lint -f $$f"; helm lint --strict --quiet helm/eventstream -f $$f; done
 
 .PHONY: tenant
 tenant: ## provision TENANT=<name> in the running local stack; the last line is a bearer token
@@ -89,7 +111,7 @@ system-deps:
 	fi
 
 .PHONY: tools
-tools: $(BUF) $(PROTOC_GEN_GO) $(MINIO) ## build the pinned tools into the cache (TOOLS_DIR)
+tools: $(BUF) $(PROTOC_GEN_GO) $(MINIO) $(HELM) ## build the pinned tools into the cache (TOOLS_DIR)
 
 # Each stamp names its version, so bumping a version rebuilds that tool.
 $(BUF):
@@ -103,6 +125,10 @@ $(PROTOC_GEN_GO):
 $(GOLANGCI_LINT):
 	@mkdir -p $(TOOLS_DIR)
 	GOBIN=$(TOOLS_DIR) GOWORK=off $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	@touch $@
+$(HELM):
+	@mkdir -p $(TOOLS_DIR)
+	GOBIN=$(TOOLS_DIR) GOWORK=off $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@touch $@
 $(MINIO):
 	@mkdir -p $(TOOLS_DIR)
