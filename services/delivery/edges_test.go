@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
@@ -191,5 +192,33 @@ func TestExhaustedCatalogPoolNeitherFreezesDeliveryNorOverrunsAStop(t *testing.T
 		if rcv.okCount(idemKey(ev)) != 0 {
 			t.Fatal("an event published after the stop was delivered")
 		}
+	}
+}
+
+// A record nobody can decode is recorded as a FAILURE attempt and skipped,
+// never silently: the events around it are delivered and the partition is
+// committed past it.
+func TestUndecodableRecordIsRecordedNotSkippedSilently(t *testing.T) {
+	e := newEnv(t, 1)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	e.startWorker(e.config())
+	before := e.produceN("order.created", 3)
+	garbage := &kgo.Record{Topic: e.topic, Value: []byte("\xff\x00 not a protobuf envelope"), Timestamp: time.Now()}
+	if err := e.cl.ProduceSync(context.Background(), garbage).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	after := e.produceN("order.created", 3)
+	rcv.waitDelivered(t, 30*time.Second, append(before, after...))
+	e.waitCommittedToEnd(e.group(in))
+	var failed []attemptRow
+	for _, a := range e.attempts("erp-1") {
+		if a.EventName == "undecodable" {
+			failed = append(failed, a)
+		}
+	}
+	if len(failed) != 1 || failed[0].Status != catalog.AttemptFailure || failed[0].Body == nil ||
+		!strings.Contains(*failed[0].Body, "could not be decoded") {
+		t.Fatalf("attempt rows for the undecodable record: %+v", failed)
 	}
 }

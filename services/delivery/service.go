@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/eventstream/eventstream/pkg/backoff"
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/webhook"
 )
@@ -405,10 +406,12 @@ func roundDays(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
+// restartPolicy spaces the restarts of a consumer that keeps failing.
+var restartPolicy = backoff.Policy{Base: 2 * time.Second, Max: time.Minute}
+
 func (s *Service) backoff(k ikey) {
+	s.retryAt[k] = time.Now().Add(restartPolicy.Delay(s.failures[k]))
 	s.failures[k]++
-	d := min(time.Second<<min(s.failures[k], 6), time.Minute)
-	s.retryAt[k] = time.Now().Add(d)
 }
 
 // onExit forgets an exited consumer; a consumer that ended without being
