@@ -70,17 +70,19 @@ tenant: ## provision TENANT=<name> in the running local stack; the last line is 
 # --- what make test needs -------------------------------------------------
 
 .PHONY: deps
-deps: system-deps ## download Go modules and install kcat and PostgreSQL when missing
+deps: system-deps ## download Go modules and install kcat, PostgreSQL and Chromium when missing
 	$(GO) mod download
 
-# Debian packages: kcat (Kafka interop tests) and PostgreSQL (the test
-# harness and the local stack run its binaries). Installed only when missing;
-# as root directly, otherwise through sudo.
+# Debian packages: kcat (Kafka interop tests), PostgreSQL (the test
+# harness and the local stack run its binaries) and Chromium (the console's
+# browser tests). Installed only when missing; as root directly, otherwise
+# through sudo.
 .PHONY: system-deps
 system-deps:
 	@missing=""; \
 	command -v kcat > /dev/null || missing="$$missing kcat"; \
 	ls /usr/lib/postgresql/*/bin/postgres > /dev/null 2>&1 || command -v postgres > /dev/null || missing="$$missing postgresql"; \
+	command -v chromium > /dev/null || command -v chromium-browser > /dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 		echo "installing:$$missing"; \
