@@ -1,0 +1,224 @@
+package observability
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+)
+
+// bucketSizes are the time-series bucket widths the summary chooses from: the
+// smallest one giving at most maxBuckets buckets over the window.
+var bucketSizes = []time.Duration{
+	time.Minute, 5 * time.Minute, 15 * time.Minute, 30 * time.Minute,
+	time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour,
+	24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour,
+}
+
+const maxBuckets = 120
+
+// bucketFor picks the bucket width for a window. Windows beyond the largest
+// size get whole days, still at most maxBuckets of them.
+func bucketFor(window time.Duration) time.Duration {
+	for _, b := range bucketSizes {
+		if window <= b*maxBuckets {
+			return b
+		}
+	}
+	day := 24 * time.Hour
+	days := (window/maxBuckets + day - 1) / day
+	return days * day
+}
+
+// floorTo rounds t down to a multiple of d since the Unix epoch, as SQL's
+// date_bin(d, t, 'epoch') does (time.Truncate counts from year 1 instead).
+func floorTo(t time.Time, d time.Duration) time.Time {
+	us, du := t.UnixMicro(), d.Microseconds()
+	q := us / du
+	if us%du < 0 {
+		q--
+	}
+	return time.UnixMicro(q * du).UTC()
+}
+
+// Counts are success and failure totals.
+type Counts struct {
+	Success int64
+	Failure int64
+}
+
+func (c *Counts) add(status string, n int64) {
+	if status == catalog.AttemptSuccess {
+		c.Success += n
+	} else {
+		c.Failure += n
+	}
+}
+
+// Total is Success + Failure.
+func (c Counts) Total() int64 { return c.Success + c.Failure }
+
+// Named is the counts of one integration or event name.
+type Named struct {
+	Name string
+	Counts
+}
+
+// Bucket is one time-series point: attempts with attempted_at in
+// [Start, Start+width).
+type Bucket struct {
+	Start time.Time
+	Counts
+}
+
+// Summary aggregates the attempts matching a filter.
+type Summary struct {
+	// From and To are the series window: the filter's bounds, or (absent)
+	// the first matching attempt's bucket and now.
+	From, To      time.Time
+	Bucket        time.Duration
+	Totals        Counts
+	ByIntegration []Named
+	ByEventName   []Named
+	// Percentiles of response_time_ms (nil when no attempt has one).
+	P50, P95, P99 *int
+	Series        []Bucket
+}
+
+// Summarize aggregates in SQL over the window's partitions: one pass for every
+// count (grouping sets) and one for the percentiles, both in one read-only
+// snapshot so the figures agree with each other and with the list.
+func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time.Time) (*Summary, error) {
+	out := &Summary{}
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		from, to := f.From, f.To
+		if to.IsZero() {
+			to = now.UTC().Truncate(time.Microsecond)
+		}
+		if from.IsZero() {
+			// The series starts at the first matching attempt (an index scan
+			// for the oldest row); with none, it covers the last day.
+			where, args := f.where(tenant, nil)
+			var first, last *time.Time
+			err := tx.QueryRow(ctx, "SELECT min(attempted_at), max(attempted_at) FROM publish_attempts WHERE "+where,
+				append([]any{pgx.QueryExecModeExec}, args...)...).Scan(&first, &last)
+			if err != nil {
+				return fmt.Errorf("finding the first attempt: %w", err)
+			}
+			if first == nil {
+				from = to.Add(-24 * time.Hour)
+			} else {
+				from = first.UTC()
+			}
+			if f.To.IsZero() && last != nil && !last.Before(to) {
+				// Attempts stamped ahead of this clock still belong in the series.
+				to = last.UTC().Add(time.Microsecond)
+			}
+		}
+		if to.Before(from) {
+			to = from
+		}
+		out.Bucket = bucketFor(to.Sub(from))
+		out.From, out.To = floorTo(from, out.Bucket), to
+		return s.aggregate(ctx, tx, tenant, f, out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summarizing publish attempts: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filter, out *Summary) error {
+	where, args := f.where(tenant, nil)
+	args = append(args, fmt.Sprintf("%d seconds", int64(out.Bucket/time.Second)))
+	// Buckets start at multiples of their width since the epoch (floorTo).
+	bucket := fmt.Sprintf("date_bin($%d::interval, attempted_at, 'epoch'::timestamptz)", len(args))
+	sql := `SELECT grouping(integration_id), grouping(event_name), grouping(bk),
+		coalesce(integration_id, ''), coalesce(event_name, ''), bk, status, count(*)
+		FROM (SELECT integration_id, event_name, status, ` + bucket + ` AS bk
+		      FROM publish_attempts WHERE ` + where + `) a
+		GROUP BY GROUPING SETS ((status), (integration_id, status), (event_name, status), (bk, status))`
+	rows, err := tx.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	if err != nil {
+		return fmt.Errorf("counting: %w", err)
+	}
+	byInt, byName, byBucket := map[string]*Counts{}, map[string]*Counts{}, map[time.Time]*Counts{}
+	get := func(m map[string]*Counts, k string) *Counts {
+		c := m[k]
+		if c == nil {
+			c = &Counts{}
+			m[k] = c
+		}
+		return c
+	}
+	for rows.Next() {
+		var gInt, gName, gBk int
+		var integ, name, status string
+		var bk *time.Time
+		var n int64
+		if err := rows.Scan(&gInt, &gName, &gBk, &integ, &name, &bk, &status, &n); err != nil {
+			rows.Close()
+			return fmt.Errorf("reading counts: %w", err)
+		}
+		switch {
+		case gInt == 0:
+			get(byInt, integ).add(status, n)
+		case gName == 0:
+			get(byName, name).add(status, n)
+		case gBk == 0 && bk != nil:
+			t := bk.UTC()
+			c := byBucket[t]
+			if c == nil {
+				c = &Counts{}
+				byBucket[t] = c
+			}
+			c.add(status, n)
+		default:
+			out.Totals.add(status, n)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("counting: %w", err)
+	}
+	out.ByIntegration, out.ByEventName = sortedNamed(byInt), sortedNamed(byName)
+	for t := out.From; t.Before(out.To) || t.Equal(out.From); t = t.Add(out.Bucket) {
+		// Every bucket of the window, empty ones included, so a chart needs no gap logic.
+		b := Bucket{Start: t}
+		if c := byBucket[t]; c != nil {
+			b.Counts = *c
+		}
+		out.Series = append(out.Series, b)
+	}
+
+	pwhere, pargs := f.where(tenant, nil)
+	var p50, p95, p99 *int
+	err = tx.QueryRow(ctx, `SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms),
+		percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time_ms),
+		percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms)
+		FROM publish_attempts WHERE `+pwhere+` AND response_time_ms IS NOT NULL`,
+		append([]any{pgx.QueryExecModeExec}, pargs...)...).Scan(&p50, &p95, &p99)
+	if err != nil {
+		return fmt.Errorf("computing response-time percentiles: %w", err)
+	}
+	out.P50, out.P95, out.P99 = p50, p95, p99
+	return nil
+}
+
+func sortedNamed(m map[string]*Counts) []Named {
+	out := make([]Named, 0, len(m))
+	for k, c := range m {
+		out = append(out, Named{Name: k, Counts: *c})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Total() != out[j].Total() {
+			return out[i].Total() > out[j].Total()
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
