@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +19,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/eventstream/eventstream/services/console"
 )
 
 // What the browser tests need of the local stack: the real `eventstream run`
@@ -117,7 +113,6 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 	)
 	cmd := exec.Command(eventstreamBinary(t), "run")
 	cmd.Env = append(env, extraEnv...)
-	devProxy := os.Getenv("CONSOLE_TEST_PROXY") == "1"
 	s := &stack{stderr: &lockedBuffer{}}
 	stdout := &lockedBuffer{}
 	cmd.Stderr = s.stderr
@@ -163,10 +158,6 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 			if v, ok := strings.CutPrefix(line, "export TOKEN="); ok {
 				s.Token = v
 				close(tokenSeen)
-				if devProxy && !closed {
-					closed = true
-					close(ready)
-				}
 			}
 			if i := strings.Index(line, "/console/#token="); i >= 0 && !closed {
 				s.ConsoleLink = strings.TrimSpace(line)
@@ -190,19 +181,6 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 		t.Fatalf("eventstream run exited before printing the console link (%v):\nstdout:\n%s\nstderr:\n%s", exitErr, stdout.String(), tail(s.stderr.String(), 8<<10))
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("eventstream run printed no console link within 3 minutes:\nstdout:\n%s\nstderr:\n%s", stdout.String(), tail(s.stderr.String(), 8<<10))
-	}
-	if devProxy {
-		// Development aid for working on the console before a stack mounts it:
-		// the console from this package in front, everything else proxied.
-		target, _ := url.Parse(s.BaseURL)
-		mux := http.NewServeMux()
-		mux.Handle("/console/", console.Handler())
-		mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
-		front := httptest.NewServer(mux)
-		t.Cleanup(front.Close)
-		s.ConsoleLink = front.URL + "/console/#token=" + s.Token
-		t.Logf("CONSOLE_TEST_PROXY: console served by the test at %s, APIs proxied to %s", front.URL, s.BaseURL)
-		return s
 	}
 	if s.ConsoleLink != s.BaseURL+"/console/#token="+s.Token {
 		t.Fatalf("console link %q is not %s/console/#token=<the printed token>", s.ConsoleLink, s.BaseURL)

@@ -15,8 +15,11 @@ function niceMax(v) {
   return 10 * p;
 }
 
-function tickLabel(d, bucketSeconds) {
+// tickLabel names a bucket: a date for day buckets, a time for short
+// windows, both when the window spans more than half a day.
+function tickLabel(d, bucketSeconds, spanSeconds) {
   if (bucketSeconds >= 86400) return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  if (spanSeconds >= 43200) return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
   return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
 }
 
@@ -48,7 +51,7 @@ export function seriesChart(series) {
     const x = PAD.l + i * bw + bw / 2;
     const anchor = i === 0 ? "start" : i === buckets.length - 1 ? "end" : "middle";
     kids.push(s("text", { class: "tick", x: anchor === "start" ? PAD.l : anchor === "end" ? W - PAD.r : x, y: H - PAD.b + 16, "text-anchor": anchor },
-      tickLabel(new Date(buckets[i].start), series.bucket_seconds)));
+      tickLabel(new Date(buckets[i].start), series.bucket_seconds, buckets.length * series.bucket_seconds)));
   }
   const ok = buckets.reduce((a, b) => a + b.success, 0);
   const bad = buckets.reduce((a, b) => a + b.failure, 0);

@@ -97,11 +97,13 @@ export async function eventsPage(main, ctx) {
   replace(main, header(integration, "events", "Events", h("div", { class: "actions" }, liveState, live)),
     filters, errors, wrap, h("div", { class: "more" }, more, shown));
 
-  const query = (withWindow = true) => {
-    const p = new URLSearchParams({ integration_id: id, limit: "50" });
+  // The live stream takes the filters but neither a time window nor paging.
+  const query = (forList = true) => {
+    const p = new URLSearchParams({ integration_id: id });
+    if (forList) p.set("limit", "50");
     if (entity.value.trim()) p.set("domain_entity_id", entity.value.trim());
     if (status.value) p.set("status", status.value);
-    if (withWindow) {
+    if (forList) {
       const w = timeWindow(currentQuery());
       if (w.from) p.set("from", w.from);
       if (w.to) p.set("to", w.to);
@@ -165,6 +167,7 @@ export async function eventsPage(main, ctx) {
       onEvent: (ev) => {
         let row;
         try { row = JSON.parse(ev.data); } catch { return; }
+        if (ev.event === "error") { showError(new Error(row.message || "The live stream failed."), errors); return; }
         if (!row || !row.entity_id || row.integration_id !== id) return;
         addRows([row], true);
       },

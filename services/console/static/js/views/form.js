@@ -100,7 +100,7 @@ export async function formPage(main, ctx) {
     eb.addEventListener("change", () => { if (!eb.checked) for (const n of names) eventBoxes[n].checked = false; sync(); });
     sync();
     return h("div", { class: "event-group", role: "group", "aria-labelledby": "entity-label-" + et },
-      h("label", { class: "check", for: "entity-" + et, id: "entity-label-" + et }, eb, h("span", {}, `${et} (all ${names.length} events)`)),
+      h("label", { class: "check", for: "entity-" + et, id: "entity-label-" + et }, eb, h("span", {}, et, h("span", { class: "hint" }, ` all ${names.length} event${names.length === 1 ? "" : "s"}`))),
       h("ul", {}, items));
   }));
   const syncMode = () => { groups.hidden = !someRadio.checked; };

@@ -40,7 +40,7 @@ export async function integrationsPage(main, ctx) {
         list.length ? "No integrations in this view." : "No integrations yet. Create one with New Integration.")));
       return;
     }
-    replace(body, h("div", { class: "table-wrap" }, h("table", { id: "integrations" },
+    replace(body, h("div", { class: "table-wrap with-menus" }, h("table", { id: "integrations" },
       h("caption", { class: "visually-hidden" }, views.find(([v]) => v === view)[1] + " integrations"),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Integration"),
