@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // The acceptance test of the console: the real stack (`eventstream run`),
@@ -154,7 +155,9 @@ func (b *browser) waitJS(what, expr string, timeout time.Duration) {
 // open goes to a route of the console and waits until the page is drawn.
 func (b *browser) open(hash, page string) {
 	b.t.Helper()
-	b.eval(fmt.Sprintf(`location.hash = %q; true`, hash), nil)
+	// Not ready until the new route has been drawn (the same route is drawn again).
+	b.eval(fmt.Sprintf(`(() => { const h = %q; delete document.body.dataset.ready;
+		if (location.hash === h) window.dispatchEvent(new HashChangeEvent("hashchange")); else location.hash = h; return true; })()`, hash), nil)
 	b.waitPage(page)
 }
 
@@ -395,6 +398,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.waitJS("both under All", `document.querySelectorAll("#integrations tbody tr").length === 2`, 10*time.Second)
 	})
 
+	t.Run("keyboard: actions menu and the switch", func(t *testing.T) {
+		b := b.in(t)
+		b.open("#/integrations", "integrations")
+		menu := `button[aria-controls="actions-hook-1"]`
+		b.run(10*time.Second, chromedp.Focus(menu, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
+		b.waitJS("menu open, focus on its first item", `document.querySelector('button[aria-controls="actions-hook-1"]').getAttribute("aria-expanded") === "true" && document.activeElement.innerText === "Overview"`, 10*time.Second)
+		b.run(10*time.Second, chromedp.KeyEvent(kb.ArrowDown))
+		b.waitJS("arrow moves down", `document.activeElement.innerText === "View Events"`, 10*time.Second)
+		b.run(10*time.Second, chromedp.KeyEvent(kb.Escape))
+		b.waitJS("menu closed, focus back on its button", `document.getElementById("actions-hook-1").hidden && document.activeElement === document.querySelector('button[aria-controls="actions-hook-1"]')`, 10*time.Second)
+
+		toggle := `[data-toggle="hook-1"]`
+		b.run(10*time.Second, chromedp.Focus(toggle, chromedp.ByQuery), chromedp.KeyEvent(" "))
+		b.waitJS("paused by Space, focus kept", `document.querySelector('[data-toggle="hook-1"]').getAttribute("aria-checked") === "false" && document.activeElement === document.querySelector('[data-toggle="hook-1"]')`, 30*time.Second)
+		b.run(10*time.Second, chromedp.KeyEvent(" "))
+		b.waitJS("started by Space", `document.querySelector('[data-toggle="hook-1"]').getAttribute("aria-checked") === "true"`, 30*time.Second)
+		if in, _ := getIntegration(t, "hook-1"); in.Status != "running" {
+			t.Errorf("hook-1 after pause and start by keyboard = %q", in.Status)
+		}
+	})
+
 	var orderIDs, rejectIDs []string
 	t.Run("publish events", func(t *testing.T) {
 		orderIDs = publish(t, s, "order.created", "ord-1", "ord-2", "ord-3")
@@ -476,6 +500,34 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.check("events-live")
 		b.click("#live-toggle")
 		b.waitJS("stream stopped", `document.getElementById("live-toggle").getAttribute("aria-pressed") === "false"`, 10*time.Second)
+	})
+
+	t.Run("paging through the Link header", func(t *testing.T) {
+		b := b.in(t)
+		var all []map[string]any
+		if code := call(t, "GET", s.BaseURL+"/api/v1/org/integrations/published-events?integration_id=hook-1&limit=1000", s.Token, nil, &all); code != 200 {
+			t.Fatalf("published-events = %d", code)
+		}
+		b.open("#/i/hook-1/events?limit=3", "i-events")
+		b.waitJS("a first page of 3", `document.querySelectorAll("#events tbody tr[data-event]").length === 3 && !document.getElementById("load-more").hidden`, 30*time.Second)
+		for n := 3; n < len(all); n += 3 {
+			b.click("#load-more")
+			b.waitJS("the next page", fmt.Sprintf(`document.querySelectorAll("#events tbody tr[data-event]").length === %d`, min(n+3, len(all))), 30*time.Second)
+		}
+		b.waitJS("no further page", `document.getElementById("load-more").hidden`, 10*time.Second)
+		var rows []string
+		b.eval(`[...document.querySelectorAll("#events tbody tr[data-event]")].map((r) => r.dataset.event + " " + r.querySelector("time").getAttribute("datetime"))`, &rows)
+		seen := map[string]bool{}
+		for _, r := range rows {
+			if seen[r] {
+				t.Errorf("row %s shown twice", r)
+			}
+			seen[r] = true
+		}
+		if len(rows) != len(all) {
+			t.Errorf("paged through %d rows, the API has %d", len(rows), len(all))
+		}
+		b.screenshot("events-paged")
 	})
 
 	t.Run("rejected events: view, retry, delete", func(t *testing.T) {

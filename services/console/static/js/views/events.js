@@ -46,6 +46,8 @@ export async function eventsPage(main, ctx) {
   document.title = `Events of ${id} · Event Stream`;
   const integration = await api.get(id);
   const q = ctx.query;
+  // Page size: 50, or the link's own (?limit=, 1 to 1000 like the API).
+  const pageSize = Math.min(1000, Math.max(1, parseInt(q.get("limit"), 10) || 50));
 
   // --- filters
   const entity = h("input", { type: "search", id: "domain_entity_id", name: "domain_entity_id", value: q.get("domain_entity_id") || "", autocomplete: "off", spellcheck: "false" });
@@ -100,7 +102,7 @@ export async function eventsPage(main, ctx) {
   // The live stream takes the filters but neither a time window nor paging.
   const query = (forList = true) => {
     const p = new URLSearchParams({ integration_id: id });
-    if (forList) p.set("limit", "50");
+    if (forList) p.set("limit", String(pageSize));
     if (entity.value.trim()) p.set("domain_entity_id", entity.value.trim());
     if (status.value) p.set("status", status.value);
     if (forList) {
@@ -116,6 +118,7 @@ export async function eventsPage(main, ctx) {
     if (entity.value.trim()) p.set("domain_entity_id", entity.value.trim());
     if (status.value) p.set("status", status.value);
     if (period.value !== "24h") p.set("period", period.value);
+    if (pageSize !== 50) p.set("limit", String(pageSize));
     if (period.value === "custom") {
       if (from.value) p.set("from", new Date(from.value).toISOString());
       if (to.value) p.set("to", new Date(to.value).toISOString());
