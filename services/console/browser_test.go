@@ -46,7 +46,6 @@ type browser struct {
 	ctx    context.Context
 	outDir string
 	axeJS  string
-	shotN  int
 
 	mu         sync.Mutex
 	exceptions []string
@@ -398,6 +397,39 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.waitJS("both under All", `document.querySelectorAll("#integrations tbody tr").length === 2`, 10*time.Second)
 	})
 
+	t.Run("new temporary integration (a replay window)", func(t *testing.T) {
+		b := b.in(t)
+		b.open("#/new", "new")
+		b.typeIn("#id", "replay-1")
+		b.click("#type-temporary")
+		// datetime-local fields take the browser's local time, as a user types it.
+		now := time.Now().Truncate(time.Second)
+		from, to := now.Add(-48*time.Hour), now.Add(-24*time.Hour)
+		b.setValue("#starts_at", from.Local().Format("2006-01-02T15:04:05"))
+		b.setValue("#ends_at", to.Local().Format("2006-01-02T15:04:05"))
+		b.typeIn("#callback_url", rcv.URL+"/replay")
+		b.screenshot("new-integration-temporary")
+		b.click("#integration-form button[type=submit]")
+		b.waitPage("integrations")
+		b.waitJS("replay-1 listed as temporary", `(document.querySelector('tr[data-id="replay-1"]')?.innerText || "").includes("Temporary")`, 30*time.Second)
+		var in struct {
+			Type     string `json:"integration_type"`
+			StartsAt string `json:"starts_at"`
+			EndsAt   string `json:"ends_at"`
+		}
+		call(t, "GET", api+"/replay-1", s.Token, nil, &in)
+		if in.Type != "temporary" || in.StartsAt != from.UTC().Format("2006-01-02T15:04:05.000Z") || in.EndsAt != to.UTC().Format("2006-01-02T15:04:05.000Z") {
+			t.Errorf("replay-1 as stored = %+v, want temporary from %s to %s", in, from.UTC(), to.UTC())
+		}
+		// The API cannot change a temporary integration; the console says so.
+		b.open("#/i/replay-1/edit", "i-edit")
+		var disabled bool
+		b.eval(`document.querySelector("#integration-form button[type=submit]").disabled && document.querySelector("main").innerText.includes("Temporary integrations cannot be changed")`, &disabled)
+		if !disabled {
+			t.Error("the edit page of a temporary integration offers to save")
+		}
+	})
+
 	t.Run("keyboard: actions menu and the switch", func(t *testing.T) {
 		b := b.in(t)
 		b.open("#/integrations", "integrations")
@@ -682,4 +714,3 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 }
-
