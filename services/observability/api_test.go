@@ -24,7 +24,7 @@ type filterCase struct {
 
 var filterCases = []filterCase{
 	{"from", base.Add(24 * time.Hour).Format(time.RFC3339), func(f *Filter) { f.From = base.Add(24 * time.Hour) }},
-	{"to", base.Add(48*time.Hour).In(time.FixedZone("CET", 3600)).Format(time.RFC3339), func(f *Filter) { f.To = base.Add(48 * time.Hour) }},
+	{"to", base.Add(48 * time.Hour).In(time.FixedZone("CET", 3600)).Format(time.RFC3339), func(f *Filter) { f.To = base.Add(48 * time.Hour) }},
 	{"event_name", "order.created", func(f *Filter) { f.EventName = "order.created" }},
 	{"integration_id", "s3-export", func(f *Filter) { f.IntegrationID = "s3-export" }},
 	{"status", "Failure", func(f *Filter) { f.Status = catalog.AttemptFailure }},

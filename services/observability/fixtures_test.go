@@ -40,7 +40,7 @@ func fixtures(tenant string, n int) []catalog.Attempt {
 		a := catalog.Attempt{
 			Tenant: tenant, IntegrationID: in.id, IntegrationType: in.typ, Target: in.target,
 			Status: catalog.AttemptSuccess, AttemptedAt: at, RetriesRemaining: 10,
-			EventID: events.EventID(tenant, name, fmt.Sprint("k", i)).String(),
+			EventID:        events.EventID(tenant, name, fmt.Sprint("k", i)).String(),
 			DomainEntityID: fmt.Sprintf("ent-%d", i%9), DomainEntityType: et, EventName: name,
 			ResponseTimeMS: 5 + (i*37)%400,
 		}

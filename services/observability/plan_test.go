@@ -42,7 +42,7 @@ func planRows(t *testing.T, db *testenv.DB, days, perDay, tenants int) {
 				et, _ := events.EntityType(name)
 				a := catalog.Attempt{Tenant: fmt.Sprintf("tenant-%d", tn), IntegrationID: fmt.Sprintf("int-%d", k%10),
 					IntegrationType: "permanent", Target: catalog.TargetWebhook, Status: catalog.AttemptSuccess,
-					AttemptedAt: base.Add(time.Duration(d)*24*time.Hour + time.Duration(i)*(24*time.Hour/time.Duration(perDay))),
+					AttemptedAt:      base.Add(time.Duration(d)*24*time.Hour + time.Duration(i)*(24*time.Hour/time.Duration(perDay))),
 					RetriesRemaining: 10, EventID: events.EventID("t", name, fmt.Sprint(k, "-", tn)).String(),
 					DomainEntityID: fmt.Sprintf("ent-%d", k%5000), DomainEntityType: et, EventName: name,
 					URL: "https://example.com/hook", ResponseCode: 200, ResponseTimeMS: k % 300}

@@ -40,8 +40,8 @@ type Filter struct {
 // Query is a parsed list request: the filter plus paging.
 type Query struct {
 	Filter
-	Limit  int
-	After  *Cursor // nil on the first page
+	Limit    int
+	After    *Cursor // nil on the first page
 	limitSet bool
 }
 
