@@ -493,6 +493,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.waitJS("ord-2 after reload", `document.getElementById("domain_entity_id").value === "ord-2" && document.querySelectorAll("#events tbody tr[data-event]").length === 1`, 30*time.Second)
 
 		b.setValue("#domain_entity_id", "")
+		b.setValue("#event_name", "customer.created")
+		b.click("#event-filters button[type=submit]")
+		b.waitJS("only the customer event", `document.querySelectorAll("#events tbody tr[data-event]").length === 1 && document.querySelector("#events tbody").innerText.includes("cust-1")`, 30*time.Second)
+		b.setValue("#event_name", "")
 		b.setValue("#status", "failure")
 		b.click("#event-filters button[type=submit]")
 		b.waitJS("only failures", `(() => { const rows = [...document.querySelectorAll("#events tbody tr[data-event]")];
@@ -665,6 +669,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("delete with confirmation", func(t *testing.T) {
 		b := b.in(t)
 		b.open("#/integrations", "integrations")
+		b.waitJS("hook-1's day in figures", `(document.querySelector('tr[data-id="hook-1"] .stats-cell')?.innerText || "").includes("delivered")`, 30*time.Second)
+		if got := b.text(`tr[data-id="hook-1"] .stats-cell`); !strings.Contains(got, "2 failed") {
+			t.Errorf("hook-1's last 24 hours = %q, want its 2 failures", got)
+		}
+		b.check("integrations-with-figures")
 		b.click(`button[aria-controls="actions-lake-1"]`)
 		b.click(`#actions-lake-1 button.danger`)
 		b.waitJS("confirmation", `document.getElementById("dialog").open && document.getElementById("dialog").innerText.includes("lake-1")`, 10*time.Second)

@@ -7,6 +7,7 @@ import { h, pretty, replace, statusBadge, time } from "../dom.js";
 import { api, stream } from "../api.js";
 import { openDialog, setQuery, showError } from "../app.js";
 import { header } from "./common.js";
+import { catalog } from "./form.js";
 
 export const periods = [
   ["1h", "Last hour", 3600e3],
@@ -44,7 +45,7 @@ export function periodSelect(q) {
 export async function eventsPage(main, ctx) {
   const id = ctx.params[0];
   document.title = `Events of ${id} · Event Stream`;
-  const integration = await api.get(id);
+  const [integration, cat] = await Promise.all([api.get(id), catalog()]);
   const q = ctx.query;
   // Page size: 50, or the link's own (?limit=, 1 to 1000 like the API).
   const pageSize = Math.min(1000, Math.max(1, parseInt(q.get("limit"), 10) || 50));
@@ -55,6 +56,12 @@ export async function eventsPage(main, ctx) {
     h("option", { value: "" }, "Any status"),
     h("option", { value: "success", selected: q.get("status") === "success" }, "Success"),
     h("option", { value: "failure", selected: q.get("status") === "failure" }, "Failure"));
+  const byEntity = {};
+  for (const n of cat.event_names) (byEntity[n.split(".")[0]] ||= []).push(n);
+  const eventName = h("select", { id: "event_name", name: "event_name" },
+    h("option", { value: "" }, "Any event"),
+    cat.entity_types.map((et) => h("optgroup", { label: et }, (byEntity[et] || []).map((n) =>
+      h("option", { value: n, selected: q.get("event_name") === n }, n)))));
   const period = periodSelect(q);
   const from = h("input", { type: "datetime-local", id: "from", name: "from", step: "1", value: localInput(q.get("from")) });
   const to = h("input", { type: "datetime-local", id: "to", name: "to", step: "1", value: localInput(q.get("to")) });
@@ -68,10 +75,11 @@ export async function eventsPage(main, ctx) {
   const filters = h("form", { class: "filters", id: "event-filters", role: "search", "aria-label": "Filter events" },
     h("div", { class: "field" }, h("label", { for: "domain_entity_id" }, "Domain entity ID"), entity),
     h("div", { class: "field" }, h("label", { for: "status" }, "Status"), status),
+    h("div", { class: "field" }, h("label", { for: "event_name" }, "Event"), eventName),
     h("div", { class: "field" }, h("label", { for: "period" }, "Time period"), period),
     custom,
     h("button", { type: "submit", class: "btn btn-primary" }, "Apply"),
-    h("button", { type: "button", class: "btn", onclick: () => { entity.value = ""; status.value = ""; period.value = "24h"; syncPeriod(); apply(); } }, "Reset"));
+    h("button", { type: "button", class: "btn", onclick: () => { entity.value = ""; status.value = ""; eventName.value = ""; period.value = "24h"; syncPeriod(); apply(); } }, "Reset"));
   filters.addEventListener("submit", (e) => { e.preventDefault(); apply(); });
 
   // --- live switch
@@ -105,6 +113,7 @@ export async function eventsPage(main, ctx) {
     if (forList) p.set("limit", String(pageSize));
     if (entity.value.trim()) p.set("domain_entity_id", entity.value.trim());
     if (status.value) p.set("status", status.value);
+    if (eventName.value) p.set("event_name", eventName.value);
     if (forList) {
       const w = timeWindow(currentQuery());
       if (w.from) p.set("from", w.from);
@@ -117,6 +126,7 @@ export async function eventsPage(main, ctx) {
     const p = new URLSearchParams();
     if (entity.value.trim()) p.set("domain_entity_id", entity.value.trim());
     if (status.value) p.set("status", status.value);
+    if (eventName.value) p.set("event_name", eventName.value);
     if (period.value !== "24h") p.set("period", period.value);
     if (pageSize !== 50) p.set("limit", String(pageSize));
     if (period.value === "custom") {

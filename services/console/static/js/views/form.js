@@ -10,7 +10,7 @@ import { header } from "./common.js";
 let catalogPromise = null;
 // catalog is the event names and entity types the APIs accept, served by the
 // console from the shared registry.
-function catalog() {
+export function catalog() {
   if (!catalogPromise) {
     catalogPromise = fetch("events.json", { cache: "no-cache" }).then((r) => {
       if (!r.ok) throw new Error("Loading the list of events failed (HTTP " + r.status + ").");

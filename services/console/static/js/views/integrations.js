@@ -17,6 +17,15 @@ export async function integrationsPage(main, ctx) {
   let view = ctx.query.get("view") || "all";
   if (!views.some(([v]) => v === view)) view = "all";
   let list = await api.list();
+  // Delivery figures of the last 24 hours per integration, from one summary
+  // call; the list does not wait for them.
+  let stats = null;
+  api.summary("from=" + encodeURIComponent(new Date(Date.now() - 86400e3).toISOString()))
+    .then((sum) => {
+      stats = {};
+      for (const c of sum.by_integration || []) stats[c.integration_id] = c;
+      if (!ctx.signal.aborted) draw();
+    }, () => { stats = {}; });
 
   const tabs = h("ul", { class: "tabs" });
   const body = h("div");
@@ -47,6 +56,7 @@ export async function integrationsPage(main, ctx) {
         h("th", { scope: "col" }, "Target"),
         h("th", { scope: "col" }, "Events"),
         h("th", { scope: "col" }, "Status"),
+        h("th", { scope: "col" }, "Last 24 hours"),
         h("th", { scope: "col" }, "Active"),
         h("th", { scope: "col" }, h("span", {}, "Actions")))),
       h("tbody", {}, rows.map((i) => row(i))))));
@@ -86,6 +96,7 @@ export async function integrationsPage(main, ctx) {
       h("td", { class: "target" }, h("span", { class: "badge badge-info" }, t.kind), " ", h("span", { class: "mono" }, t.text)),
       h("td", {}, describeFilter(i)),
       h("td", {}, statusBadge(i.status)),
+      h("td", { class: "stats-cell" }, dayStats(stats, i.id)),
       h("td", {}, toggle),
       h("td", {}, actionsMenu(i, async () => {
         const ok = await confirmDialog(`Delete ${i.id}?`,
@@ -137,4 +148,14 @@ function actionsMenu(i, onDelete) {
   });
   wrap.addEventListener("focusout", (e) => { if (!wrap.contains(e.relatedTarget)) close(false); });
   return wrap;
+}
+
+function dayStats(stats, id) {
+  if (!stats) return h("span", { class: "muted" }, "…");
+  const c = stats[id];
+  if (!c || !c.total) return h("span", { class: "muted" }, "No attempts");
+  return [
+    h("span", { class: "ok-text" }, `${c.success} delivered`),
+    c.failure ? [h("br"), h("a", { class: "bad-text", href: integrationHref(id, "events") + "?status=failure" }, `${c.failure} failed`)] : null,
+  ];
 }
