@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -49,6 +50,7 @@ type browser struct {
 
 	mu         sync.Mutex
 	exceptions []string
+	requests   []string // every request the page sent: URL and Referer
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -84,16 +86,22 @@ func newBrowser(t *testing.T) *browser {
 	t.Cleanup(func() { cancelTab(); cancelAlloc() })
 	b := &browser{t: t, ctx: ctx, outDir: out, axeJS: string(axe)}
 	chromedp.ListenTarget(ctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
 			b.mu.Lock()
 			b.exceptions = append(b.exceptions, e.ExceptionDetails.Error())
+			b.mu.Unlock()
+		case *network.EventRequestWillBeSent:
+			// Request.URL is what goes on the wire: without the fragment.
+			b.mu.Lock()
+			b.requests = append(b.requests, fmt.Sprintf("%s %s (Referer: %v)", e.Request.Method, e.Request.URL, e.Request.Headers["Referer"]))
 			b.mu.Unlock()
 		}
 	})
 	// The first Run starts the browser, on the tab's own context: a run with
 	// a deadline would tie the browser's life to that deadline. It records
 	// Content-Security-Policy violations before any page script runs.
-	if err := chromedp.Run(ctx, chromedp.ActionFunc(func(ctx context.Context) error {
+	if err := chromedp.Run(ctx, network.Enable(), chromedp.ActionFunc(func(ctx context.Context) error {
 		_, err := page.AddScriptToEvaluateOnNewDocument(`window.__csp = [];
 			document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));`).Do(ctx)
 		return err
@@ -331,6 +339,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.click("#entity-order")
 		b.click(`[id="event-customer.created"]`)
 		b.typeIn("#api_key", "console-api-key-123456")
+		b.typeIn("#signing_secret", "console-signing-secret-0001")
 		var disabled bool
 		b.eval(`document.getElementById("event-order.created").disabled && document.getElementById("event-order.created").checked`, &disabled)
 		if !disabled {
@@ -475,6 +484,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("%d attempts listed, want 6 (3 orders, 2 rejected, 1 customer; not the employee event)", n)
 		}
 		b.check("events")
+		if rcv.signedCount("/hook") == 0 {
+			t.Error("deliveries to hook-1 carry no webhook-signature: the signing secret typed into the form was not kept")
+		}
 
 		b.typeIn("#domain_entity_id", "ord-2")
 		b.click("#event-filters button[type=submit]")
@@ -720,6 +732,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		if strings.Contains(s.stderr.String(), s.Token) {
 			t.Error("the token appears in the stack's log")
+		}
+		if len(b.requests) < 20 {
+			t.Errorf("only %d requests seen: is the network listener working?", len(b.requests))
+		}
+		for _, r := range b.requests {
+			if strings.Contains(r, s.Token) {
+				t.Errorf("the token was sent in a URL or Referer: %s", r)
+			}
 		}
 	})
 }

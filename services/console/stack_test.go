@@ -265,10 +265,11 @@ type receiver struct {
 	mu     sync.Mutex
 	refuse map[string]bool
 	got    map[string]int
+	signed map[string]int // path → deliveries with a webhook-signature header
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{refuse: map[string]bool{}, got: map[string]int{}}
+	r := &receiver{refuse: map[string]bool{}, got: map[string]int{}, signed: map[string]int{}}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		var body struct {
 			Payload struct {
@@ -278,6 +279,9 @@ func newReceiver(t *testing.T) *receiver {
 		_ = json.NewDecoder(req.Body).Decode(&body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		if req.Header.Get("webhook-signature") != "" {
+			r.signed[req.URL.Path]++
+		}
 		if r.refuse[body.Payload.ID] {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusBadRequest)
@@ -295,4 +299,10 @@ func (r *receiver) setRefuse(id string, on bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.refuse[id] = on
+}
+
+func (r *receiver) signedCount(path string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.signed[path]
 }

@@ -122,11 +122,15 @@ export async function formPage(main, ctx) {
   const s3Radio = h("input", { type: "radio", name: "target", id: "target-s3", value: "s3", checked: kind === "s3", disabled: editing });
   const callbackURL = h("input", { type: "url", id: "callback_url", name: "callback_url", autocomplete: "off", value: cp.callback_url || "", placeholder: "https://erp.example.com/events" });
   const apiKey = h("input", { type: "password", id: "api_key", name: "api_key", autocomplete: "new-password", value: cp.api_key || "", "aria-describedby": "api_key-hint" });
+  const signing = h("input", { type: "password", id: "signing_secret", name: "signing_secret", autocomplete: "new-password", "aria-describedby": "signing_secret-hint" });
   const webhookFields = h("div", { id: "webhook-fields" },
     field("callback_url", "Callback URL", callbackURL),
     field("api_key", "API Key", apiKey, editing
       ? "Sent as Authorization: Bearer <API key>. Shown redacted; leave it as is to keep the stored key, or type a new one. An empty field removes the key."
-      : "Sent as Authorization: Bearer <API key> with every event."));
+      : "Sent as Authorization: Bearer <API key> with every event."),
+    field("signing_secret", "Signing secret (optional)", signing, editing
+      ? "Never shown. Leave empty to keep the stored one (if any); type a new one to replace it."
+      : "Signs every delivery with Standard Webhooks headers (webhook-id, webhook-timestamp, webhook-signature): whsec_ plus base64, or 16 to 256 characters."));
   const s3 = {
     aws_access_key_id: text("aws_access_key_id", { value: sp.aws_access_key_id || "" }),
     aws_secret_access_key: h("input", { type: "password", id: "aws_secret_access_key", name: "aws_secret_access_key", autocomplete: "new-password", value: sp.aws_secret_access_key || "", "aria-describedby": "aws_secret_access_key-hint" }),
@@ -172,6 +176,7 @@ export async function formPage(main, ctx) {
     if (webhookRadio.checked) {
       const p = { callback_url: callbackURL.value.trim() };
       if (apiKey.value) p.api_key = apiKey.value;
+      if (signing.value) p.signing_secret = signing.value;
       return { callback_parameters: p };
     }
     const p = {};
