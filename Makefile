@@ -43,6 +43,7 @@ test: deps tools ## everything CI runs: vet, race tests (incl. the make-run smok
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	FUZZTIME=$(FUZZTIME) services/eventstream/scripts/fuzz.sh $(PKGS)
+	$(MAKE) --no-print-directory openapi-lint
 	$(MAKE) --no-print-directory check-generate
 	@echo "make test: all checks passed"
 
@@ -110,6 +111,21 @@ $(MINIO):
 	@mkdir -p $(TOOLS_DIR)
 	@echo "building minio $(MINIO_VERSION) (a few minutes, once per machine)"
 	GOBIN=$(TOOLS_DIR) GOWORK=off $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+	@touch $@
+
+# The observability OpenAPI document must pass Redocly's recommended rules
+# with no warning. The CLI is pinned in lint/package-lock.json and installed
+# with npm ci (once, and again when the lock file changes).
+REDOCLY_DIR := services/observability/lint
+.PHONY: openapi-lint
+openapi-lint: $(REDOCLY_DIR)/node_modules/.package-lock.json ## lint the observability OpenAPI document with the pinned Redocly CLI
+	@out="$$(cd $(REDOCLY_DIR) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		./node_modules/.bin/redocly lint --extends=recommended --format=stylish ../openapi.yaml 2>&1)" || { echo "$$out"; exit 1; }; \
+	if grep -qE 'You have [0-9]+ warnings?' <<< "$$out"; then echo "$$out"; echo "openapi-lint: warnings"; exit 1; fi; \
+	echo "openapi-lint: services/observability/openapi.yaml is clean"
+$(REDOCLY_DIR)/node_modules/.package-lock.json: $(REDOCLY_DIR)/package-lock.json
+	@command -v npm > /dev/null || { echo "npm is required for openapi-lint (Debian: apt-get install npm)" >&2; exit 1; }
+	npm ci --prefix $(REDOCLY_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Generated code must be what `make generate` produces from proto/.
