@@ -10,7 +10,7 @@ import (
 
 // Defaults applied to zero Config fields.
 const (
-	DefaultAddr            = ":8082"
+	DefaultAddr            = ":8083"
 	DefaultShutdownTimeout = 10 * time.Second
 	DefaultTailInterval    = 500 * time.Millisecond
 	DefaultTailLookback    = 30 * time.Second
