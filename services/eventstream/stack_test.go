@@ -444,7 +444,7 @@ func TestLocalStack(t *testing.T) {
 	})
 
 	t.Run("OpenAPI documents", func(t *testing.T) {
-		for _, name := range []string{"configapi", "ingest"} {
+		for _, name := range []string{"configapi", "ingest", "observability"} {
 			var doc map[string]any
 			if code := call(t, "GET", s.BaseURL+"/openapi/"+name+".json", "", nil, &doc); code != 200 || doc["openapi"] == nil {
 				t.Errorf("/openapi/%s.json = %d, openapi=%v", name, code, doc["openapi"])
@@ -460,6 +460,37 @@ func TestLocalStack(t *testing.T) {
 
 	t.Run("delivered to the webhook", func(t *testing.T) {
 		rcv.waitFor(t, "smoke-1", "smoke-2", "smoke-3")
+	})
+
+	t.Run("published events on the base URL", func(t *testing.T) {
+		var rows []struct {
+			IntegrationID string `json:"integration_id"`
+			Status        string `json:"status"`
+			EntityID      string `json:"entity_id"`
+		}
+		pe := s.BaseURL + "/api/v1/org/integrations/published-events?integration_id=smoke-hook&status=success"
+		testenv.WaitFor(t, 30*time.Second, "the webhook's attempts in the observability API", func() bool {
+			if code := call(t, "GET", pe, s.Token, nil, &rows); code != 200 {
+				t.Fatalf("published-events = %d", code)
+			}
+			seen := map[string]bool{}
+			for _, r := range rows {
+				seen[r.EntityID] = true
+			}
+			for _, id := range published {
+				if !seen[id] {
+					return false
+				}
+			}
+			return true
+		})
+		var sum map[string]any
+		if code := call(t, "GET", s.BaseURL+"/api/v1/org/integrations/published-events/summary", s.Token, nil, &sum); code != 200 || sum["totals"] == nil {
+			t.Errorf("summary = %d %v", code, sum)
+		}
+		if code := rawCall(t, "GET", s.BaseURL+"/console/", ""); code != 200 {
+			t.Errorf("/console/ = %d", code)
+		}
 	})
 
 	t.Run("rejected event, then _retry", func(t *testing.T) {
