@@ -49,12 +49,22 @@ export function navigate(hash) {
 // --- notices ------------------------------------------------------------
 
 const notices = document.getElementById("notices");
+// Notices live for the page they were raised on and the next one (an action
+// that navigates, like Create, reports on the page it lands on).
+let pageSeq = 0;
+function addNotice(n) {
+  n.dataset.seq = String(pageSeq);
+  notices.replaceChildren(n);
+}
+function expireNotices() {
+  for (const n of [...notices.children]) if (Number(n.dataset.seq) < pageSeq - 1) n.remove();
+}
 
 export function notify(message, kind = "ok") {
   const close = h("button", { type: "button", class: "btn btn-small", "aria-label": "Dismiss" }, "×");
   const n = h("div", { class: "notice notice-" + kind }, h("p", {}, message), close);
   close.addEventListener("click", () => n.remove());
-  notices.replaceChildren(n);
+  addNotice(n);
   if (kind === "ok") setTimeout(() => n.remove(), 8000);
 }
 
@@ -73,7 +83,7 @@ export function showError(err, where) {
   const close = h("button", { type: "button", class: "btn btn-small", "aria-label": "Dismiss" }, "×");
   const n = h("div", { class: "notice notice-error", role: "alert" }, h("p", {}, h("strong", {}, "Error: "), msg, rid), close);
   close.addEventListener("click", () => n.remove());
-  notices.replaceChildren(n);
+  addNotice(n);
 }
 
 export function clearNotices() { notices.replaceChildren(); }
@@ -183,6 +193,8 @@ function showSession() {
 async function render() {
   if (current) current.abort();
   current = new AbortController();
+  pageSeq++;
+  expireNotices();
   const { parts, query } = parseRoute();
   let found = findRoute(parts);
   if (!found) {
