@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -161,14 +162,18 @@ func (s *Server) stream(c echo.Context) error {
 	ctx := c.Request().Context()
 	sub := s.tail.Subscribe(tenantOf(c), q.Filter)
 	defer s.tail.Unsubscribe(sub)
+	// A row can come before the ready signal (the poll that makes the
+	// subscription ready may already fan out); it is kept, not lost.
+	var first *Attempt
 	select {
 	case <-sub.Ready():
 	case <-ctx.Done():
 		return nil
-	case _, ok := <-sub.C():
+	case a, ok := <-sub.C():
 		if !ok {
 			return httpapi.NewError(http.StatusServiceUnavailable, "unavailable", "the live tail is shutting down")
 		}
+		first = a
 	}
 	res := c.Response()
 	h := res.Header()
@@ -178,6 +183,11 @@ func (s *Server) stream(c echo.Context) error {
 	res.WriteHeader(http.StatusOK)
 	if _, err := fmt.Fprint(res, "retry: 2000\n: ready\n\n"); err != nil {
 		return nil //nolint:nilerr // the client went away
+	}
+	if first != nil {
+		if writeEvent(res, first) != nil {
+			return nil // the client went away
+		}
 	}
 	res.Flush()
 	beat := time.NewTicker(s.cfg.Heartbeat)
@@ -197,15 +207,21 @@ func (s *Server) stream(c echo.Context) error {
 				}
 				return nil
 			}
-			b, err := json.Marshal(toJSON(a))
-			if err != nil {
-				return nil //nolint:nilerr // cannot happen for these types; end the stream
-			}
-			_, werr = fmt.Fprintf(res, "id: %s\nevent: attempt\ndata: %s\n\n", strconv.FormatInt(a.ID, 10), b)
+			werr = writeEvent(res, a)
 		}
 		if werr != nil {
 			return nil //nolint:nilerr // the client went away
 		}
 		res.Flush()
 	}
+}
+
+// writeEvent writes one attempt as an SSE "attempt" event.
+func writeEvent(w io.Writer, a *Attempt) error {
+	b, err := json.Marshal(toJSON(a))
+	if err != nil {
+		return fmt.Errorf("encoding attempt: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "id: %s\nevent: attempt\ndata: %s\n\n", strconv.FormatInt(a.ID, 10), b)
+	return err
 }
