@@ -168,11 +168,18 @@ func buildObservability(ctx context.Context, d deps) (Service, error) {
 	if err != nil {
 		return Service{}, err
 	}
-	srv, err := observability.New(cfg, d.pool, verifier)
+	// Its own read-only pool with generic plans (see observability.OpenPool).
+	pool, err := observability.OpenPool(ctx, cfg.DatabaseURL)
 	if err != nil {
+		return Service{}, err
+	}
+	srv, err := observability.New(cfg, pool, verifier)
+	if err != nil {
+		pool.Close()
 		return Service{}, fmt.Errorf("building observability: %w", err)
 	}
-	return Service{Name: "observability", Prefixes: []string{observability.BasePath}, Handler: srv.Handler(), Run: srv.RunTail}, nil
+	return Service{Name: "observability", Prefixes: []string{observability.BasePath}, Handler: srv.Handler(),
+		Run: srv.RunTail, Close: pool.Close}, nil
 }
 
 // provisionTenant makes tenant usable: its catalog row and its Kafka topic.

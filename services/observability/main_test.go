@@ -79,7 +79,12 @@ func newAPI(t *testing.T, tweak ...func(*Config)) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, db.Pool, verifier)
+	pool, err := OpenPool(context.Background(), db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	srv, err := New(cfg, pool, verifier)
 	if err != nil {
 		t.Fatal(err)
 	}

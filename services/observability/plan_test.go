@@ -78,16 +78,42 @@ func (p planNode) walk(f func(planNode)) {
 	}
 }
 
-// explain returns the plan Postgres chooses for sql with args, planned with
-// the actual values the way the store runs it (QueryExecModeExec).
+// explain returns the plan the store's queries run with: generic (see
+// OpenPool), the statement prepared and executed with args, so partitions
+// are pruned at executor start (EXPLAIN EXECUTE shows what is left).
 func explain(t *testing.T, db *testenv.DB, sql string, args []any) planNode {
 	t.Helper()
+	ctx := context.Background()
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET plan_cache_mode = force_generic_plan"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Conn().Prepare(ctx, "explained", sql); err != nil {
+		t.Fatalf("preparing %s: %v", sql, err)
+	}
+	defer conn.Exec(ctx, "DEALLOCATE explained") //nolint:errcheck // the connection goes back to a test pool
+	lits := make([]string, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case string:
+			lits[i] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+		case time.Time:
+			lits[i] = "'" + v.UTC().Format(time.RFC3339Nano) + "'"
+		case int, int64:
+			lits[i] = fmt.Sprint(v)
+		default:
+			t.Fatalf("no literal for %T", a)
+		}
+	}
 	var out []struct {
 		Plan planNode `json:"Plan"`
 	}
 	var raw []byte
-	err := db.Pool.QueryRow(context.Background(), "EXPLAIN (FORMAT JSON) "+sql, append([]any{pgx.QueryExecModeExec}, args...)...).Scan(&raw)
-	if err != nil {
+	if err := conn.QueryRow(ctx, "EXPLAIN (FORMAT JSON) EXECUTE explained("+strings.Join(lits, ", ")+")", pgx.QueryExecModeSimpleProtocol).Scan(&raw); err != nil {
 		t.Fatalf("explaining %s: %v", sql, err)
 	}
 	if err := json.Unmarshal(raw, &out); err != nil || len(out) != 1 {

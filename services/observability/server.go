@@ -44,7 +44,8 @@ type Server struct {
 	log      *slog.Logger
 }
 
-// New builds the server over the catalog database pool.
+// New builds the server over the catalog database pool, normally one opened
+// with OpenPool (any pool works; OpenPool's settings make it fast and safe).
 func New(cfg Config, pool *pgxpool.Pool, verifier *auth.Verifier) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {

@@ -60,8 +60,8 @@ func scanAttempt(row pgx.Row, a *Attempt, extra ...any) error {
 // filter and each pair is answered from one of the (tenant, <column>,
 // attempted_at DESC, id DESC) indexes, and the attempted_at bounds prune
 // partitions to the window. The status is inlined as a literal (it is one of
-// two constants) so the planner can match the partial index of failures even
-// for a generic plan.
+// two constants) so the planner can match the partial index of failures in
+// a generic plan (OpenPool), where the other values are parameters.
 func (f Filter) where(tenant string, args []any) (string, []any) {
 	var b strings.Builder
 	arg := func(v any) string {
@@ -107,7 +107,9 @@ func listSQL(tenant string, q Query, limit int) (string, []any) {
 	}
 	sql := "SELECT " + attemptCols + " FROM publish_attempts WHERE " + where + " ORDER BY attempted_at DESC, id DESC"
 	if limit > 0 {
-		sql += " LIMIT " + strconv.Itoa(limit)
+		// A parameter, so every page size shares one prepared statement.
+		args = append(args, limit)
+		sql += " LIMIT $" + strconv.Itoa(len(args))
 	}
 	return sql, args
 }
@@ -115,10 +117,9 @@ func listSQL(tenant string, q Query, limit int) (string, []any) {
 // List returns one page of q (at most q.Limit rows) and whether more follow.
 func (s *Store) List(ctx context.Context, tenant string, q Query) ([]Attempt, bool, error) {
 	sql, args := listSQL(tenant, q, q.Limit+1)
-	// QueryExecModeExec: an unnamed statement planned with the actual values
-	// each time (a custom plan), so partition pruning and index choice see
-	// the real window and filter instead of a cached generic plan.
-	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	// A prepared statement per query shape; see OpenPool for why its plan
+	// is generic.
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("listing publish attempts: %w", err)
 	}
@@ -146,7 +147,7 @@ func (s *Store) List(ctx context.Context, tenant string, q Query) ([]Attempt, bo
 // many rows match. emit's error stops the export and is returned.
 func (s *Store) Export(ctx context.Context, tenant string, q Query, emit func(*Attempt) error) error {
 	sql, args := listSQL(tenant, q, 0)
-	rows, err := s.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("exporting publish attempts: %w", err)
 	}

@@ -105,7 +105,7 @@ func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time
 			where, args := f.where(tenant, nil)
 			var first, last *time.Time
 			err := tx.QueryRow(ctx, "SELECT min(attempted_at), max(attempted_at) FROM publish_attempts WHERE "+where,
-				append([]any{pgx.QueryExecModeExec}, args...)...).Scan(&first, &last)
+				args...).Scan(&first, &last)
 			if err != nil {
 				return fmt.Errorf("finding the first attempt: %w", err)
 			}
@@ -142,7 +142,7 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 		FROM (SELECT integration_id, event_name, status, ` + bucket + ` AS bk
 		      FROM publish_attempts WHERE ` + where + `) a
 		GROUP BY GROUPING SETS ((status), (integration_id, status), (event_name, status), (bk, status))`
-	rows, err := tx.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("counting: %w", err)
 	}
@@ -201,7 +201,7 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 		percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time_ms),
 		percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms)
 		FROM publish_attempts WHERE `+pwhere+` AND response_time_ms IS NOT NULL`,
-		append([]any{pgx.QueryExecModeExec}, pargs...)...).Scan(&p50, &p95, &p99)
+		pargs...).Scan(&p50, &p95, &p99)
 	if err != nil {
 		return fmt.Errorf("computing response-time percentiles: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -160,7 +159,7 @@ func (t *Tail) poll(ctx context.Context) error {
 	qctx, cancel := context.WithTimeout(ctx, max(t.interval*4, 5*time.Second))
 	defer cancel()
 	rows, err := t.pool.Query(qctx, "SELECT "+attemptCols+", tenant FROM publish_attempts WHERE tenant = ANY($1) AND attempted_at >= $2 ORDER BY attempted_at, id",
-		pgx.QueryExecModeExec, tenants, since)
+		tenants, since)
 	if err != nil {
 		return fmt.Errorf("reading new attempts: %w", err)
 	}

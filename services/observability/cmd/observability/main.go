@@ -9,8 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/telemetry"
 	"github.com/eventstream/eventstream/services/observability"
@@ -35,9 +33,9 @@ func run() error {
 		return err
 	}
 	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := observability.OpenPool(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("connecting to the catalog: %w", err)
+		return err
 	}
 	defer pool.Close()
 	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
