@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -12,7 +11,14 @@ import (
 	"github.com/eventstream/eventstream/services/console"
 )
 
-func serve(t *testing.T, method, path string, hdr map[string]string) *http.Response {
+// answer is what the handler answered one request.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+	Body       []byte
+}
+
+func serve(t *testing.T, method, path string, hdr map[string]string) answer {
 	t.Helper()
 	req := httptest.NewRequest(method, path, nil)
 	for k, v := range hdr {
@@ -20,7 +26,7 @@ func serve(t *testing.T, method, path string, hdr map[string]string) *http.Respo
 	}
 	rec := httptest.NewRecorder()
 	console.Handler().ServeHTTP(rec, req)
-	return rec.Result()
+	return answer{StatusCode: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
 }
 
 func TestHandlerServesTheFiles(t *testing.T) {
@@ -38,7 +44,7 @@ func TestHandlerServesTheFiles(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.path, func(t *testing.T) {
 			resp := serve(t, "GET", c.path, nil)
-			body, _ := io.ReadAll(resp.Body)
+			body := resp.Body
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, body)
 			}
@@ -72,20 +78,18 @@ func TestHandlerServesTheFiles(t *testing.T) {
 
 // The strict CSP only works if no page has inline script or style.
 func TestNoInlineScriptOrStyle(t *testing.T) {
-	resp := serve(t, "GET", "/console/", nil)
-	body, _ := io.ReadAll(resp.Body)
+	body := serve(t, "GET", "/console/", nil).Body
 	if m := regexp.MustCompile(`<script(?:[^>]*)>[^<]+</script>|\sstyle=|\son[a-z]+=`).Find(body); m != nil {
 		t.Errorf("index.html has inline code: %s", m)
 	}
 }
 
 func TestEventsCatalog(t *testing.T) {
-	resp := serve(t, "GET", "/console/events.json", nil)
 	var c struct {
 		EventNames  []string `json:"event_names"`
 		EntityTypes []string `json:"entity_types"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+	if err := json.Unmarshal(serve(t, "GET", "/console/events.json", nil).Body, &c); err != nil {
 		t.Fatal(err)
 	}
 	if len(c.EventNames) != 42 || len(c.EntityTypes) != 12 {
@@ -121,7 +125,7 @@ func TestHandlerRefuses(t *testing.T) {
 				t.Fatalf("status %d, want %d", resp.StatusCode, c.status)
 			}
 			var body map[string]string
-			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body["error_code"] == "" || body["message"] == "" || body["request_id"] == "" {
+			if err := json.Unmarshal(resp.Body, &body); err != nil || body["error_code"] == "" || body["message"] == "" || body["request_id"] == "" {
 				t.Errorf("error body %v (%v)", body, err)
 			}
 		})
