@@ -84,6 +84,7 @@ system-deps:
 	command -v kcat > /dev/null || missing="$$missing kcat"; \
 	ls /usr/lib/postgresql/*/bin/postgres > /dev/null 2>&1 || command -v postgres > /dev/null || missing="$$missing postgresql"; \
 	command -v chromium > /dev/null || command -v chromium-browser > /dev/null || missing="$$missing chromium"; \
+	command -v npm > /dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 		echo "installing:$$missing"; \
@@ -115,7 +116,8 @@ $(MINIO):
 
 # The observability OpenAPI document must pass Redocly's recommended rules
 # with no warning. The CLI is pinned in lint/package-lock.json and installed
-# with npm ci (once, and again when the lock file changes).
+# with npm ci (once, and again when the lock file changes). Redocly 1.x:
+# it runs on Debian 12's Node.js 18 (2.x needs Node 20.19 or later).
 REDOCLY_DIR := services/observability/lint
 .PHONY: openapi-lint
 openapi-lint: $(REDOCLY_DIR)/node_modules/.package-lock.json ## lint the observability OpenAPI document with the pinned Redocly CLI
