@@ -442,6 +442,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("keyboard: actions menu and the switch", func(t *testing.T) {
 		b := b.in(t)
 		b.open("#/integrations", "integrations")
+		b.run(10*time.Second, chromedp.Focus("#skip-link", chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
+		b.waitJS("skip link focuses the content, page kept", `document.activeElement === document.getElementById("main") && location.hash === "#/integrations"`, 10*time.Second)
 		menu := `button[aria-controls="actions-hook-1"]`
 		b.run(10*time.Second, chromedp.Focus(menu, chromedp.ByQuery), chromedp.KeyEvent(kb.Enter))
 		b.waitJS("menu open, focus on its first item", `document.querySelector('button[aria-controls="actions-hook-1"]').getAttribute("aria-expanded") === "true" && document.activeElement.innerText === "Overview"`, 10*time.Second)

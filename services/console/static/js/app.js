@@ -237,6 +237,12 @@ unauthorized.addEventListener("unauthorized", () => {
   if (!location.hash.startsWith("#/signin")) location.hash = "#/signin?expired=1";
 });
 
+// The skip link must not change the fragment: that is the router's.
+document.getElementById("skip-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
+
 document.getElementById("sign-out").addEventListener("click", () => {
   clearToken();
   clearNotices();

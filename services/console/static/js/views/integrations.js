@@ -41,7 +41,7 @@ export async function integrationsPage(main, ctx) {
       h("a", {
         href: "#/integrations?view=" + v, "aria-current": v === view ? "page" : false,
         onclick: (e) => { e.preventDefault(); view = v; const q = new URLSearchParams(ctx.query); q.set("view", v); setQuery(q); draw(); },
-      }, label, h("span", { class: "count", "aria-label": `(${list.filter(pred).length})` }, String(list.filter(pred).length))))));
+      }, label, " ", h("span", { class: "count" }, String(list.filter(pred).length))))));
     const pred = views.find(([v]) => v === view)[2];
     const rows = list.filter(pred);
     if (!rows.length) {
