@@ -578,6 +578,10 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("paged through %d rows, the API has %d", len(rows), len(all))
 		}
 		b.screenshot("events-paged")
+		// Export takes every matching attempt at once, whatever the page size.
+		b.click("#export")
+		b.waitJS("the export's notice", fmt.Sprintf(`document.getElementById("notices").innerText.includes("Exported %d attempts")`, len(all)), 30*time.Second)
+		b.check("events-exported")
 	})
 
 	t.Run("rejected events: view, retry, delete", func(t *testing.T) {

@@ -103,6 +103,8 @@ export const api = {
     const r = await request("GET", path);
     return { rows: Array.isArray(r.body) ? r.body : [], next: nextLink(r.headers) };
   },
+  // exportAttempts returns every matching attempt as NDJSON text (no paging).
+  exportAttempts: (query) => request("GET", `${EVENTS}?${query}`, { accept: "application/x-ndjson" }).then((r) => r.text),
   summary: (query) => request("GET", `${EVENTS}/summary?${query}`).then((r) => r.body),
 };
 

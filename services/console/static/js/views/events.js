@@ -5,7 +5,7 @@
 
 import { h, pretty, replace, statusBadge, time } from "../dom.js";
 import { api, stream } from "../api.js";
-import { openDialog, setQuery, showError } from "../app.js";
+import { notify, openDialog, setQuery, showError } from "../app.js";
 import { header } from "./common.js";
 import { catalog } from "./form.js";
 
@@ -84,6 +84,7 @@ export async function eventsPage(main, ctx) {
 
   // --- live switch
   const live = h("button", { type: "button", class: "btn", "aria-pressed": "false", id: "live-toggle" }, "Live");
+  const download = h("button", { type: "button", class: "btn", id: "export" }, "Export NDJSON");
   const liveState = h("span", { class: "live", role: "status", "aria-live": "polite" });
   let liveCtl = null;
 
@@ -104,7 +105,7 @@ export async function eventsPage(main, ctx) {
   let next = null;
   let count = 0;
 
-  replace(main, header(integration, "events", "Events", h("div", { class: "actions" }, liveState, live)),
+  replace(main, header(integration, "events", "Events", h("div", { class: "actions" }, liveState, download, live)),
     filters, errors, wrap, h("div", { class: "more" }, more, shown));
 
   // The live stream takes the filters but neither a time window nor paging.
@@ -159,6 +160,30 @@ export async function eventsPage(main, ctx) {
     }
   };
   more.addEventListener("click", async () => { more.disabled = true; await load(next); more.disabled = false; more.focus(); });
+
+  // Export: every attempt matching the filters (not just the pages shown),
+  // one JSON object a line, saved as a file by the browser.
+  download.addEventListener("click", async () => {
+    download.disabled = true;
+    try {
+      const q = query();
+      q.delete("limit");
+      const text = await api.exportAttempts(q.toString());
+      const n = text.split("\n").filter((l) => l.trim()).length;
+      const name = `attempts-${id}.ndjson`;
+      const url = URL.createObjectURL(new Blob([text], { type: "application/x-ndjson" }));
+      const a = h("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      notify(`Exported ${n} attempt${n === 1 ? "" : "s"} as ${name}.`);
+    } catch (err) {
+      showError(err, errors);
+    } finally {
+      download.disabled = false;
+    }
+  });
 
   const apply = async () => {
     setQuery(currentQuery());
