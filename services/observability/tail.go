@@ -17,9 +17,9 @@ import (
 //
 // Finding "new" rows: the ids come from a cached sequence (each connection
 // holds its own block of 1000), and transactions commit out of order, so
-// "id > last seen" would skip rows. Instead each poll reads the rows of the
-// last Lookback by attempted_at (a pruned, indexed range) and remembers the
-// ids it has seen within that window. A row that reaches the table more than
+// "id > last seen" would skip rows. Instead each poll lists the ids of the
+// last Lookback by attempted_at (a pruned, indexed range), remembers those
+// it has seen within that window, and reads only the unseen rows in full. A row that reaches the table more than
 // Lookback after its attempt (the attempt writer normally flushes within
 // 100 ms) is not tailed; the list and export still have it.
 //
@@ -158,23 +158,9 @@ func (t *Tail) poll(ctx context.Context) error {
 	since := time.Now().Add(-t.lookback)
 	qctx, cancel := context.WithTimeout(ctx, max(t.interval*4, 5*time.Second))
 	defer cancel()
-	rows, err := t.pool.Query(qctx, "SELECT "+attemptCols+", tenant FROM publish_attempts WHERE tenant = ANY($1) AND attempted_at >= $2 ORDER BY attempted_at, id",
-		tenants, since)
+	fresh, err := t.read(qctx, tenants, since)
 	if err != nil {
-		return fmt.Errorf("reading new attempts: %w", err)
-	}
-	var fresh []*Attempt
-	for rows.Next() {
-		a := &Attempt{}
-		if err := scanAttempt(rows, a, &a.tenant); err != nil {
-			rows.Close()
-			return fmt.Errorf("reading new attempts: %w", err)
-		}
-		fresh = append(fresh, a)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading new attempts: %w", err)
+		return err
 	}
 
 	t.mu.Lock()
@@ -229,6 +215,60 @@ func (t *Tail) poll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// read returns the rows of tenants attempted at or after since that the
+// poller has not seen yet. Two steps, so a busy tenant's window is not
+// fetched in full every tick: the (id, attempted_at) pairs of the window come
+// from the tenant/time index, then only the unseen rows are read whole.
+func (t *Tail) read(ctx context.Context, tenants []string, since time.Time) ([]*Attempt, error) {
+	rows, err := t.pool.Query(ctx, "SELECT tenant, id FROM publish_attempts WHERE tenant = ANY($1) AND attempted_at >= $2",
+		tenants, since)
+	if err != nil {
+		return nil, fmt.Errorf("reading new attempt ids: %w", err)
+	}
+	var unseen []int64
+	t.mu.Lock()
+	for rows.Next() {
+		var tenant string
+		var id int64
+		if err := rows.Scan(&tenant, &id); err != nil {
+			t.mu.Unlock()
+			rows.Close()
+			return nil, fmt.Errorf("reading new attempt ids: %w", err)
+		}
+		if tt := t.tenants[tenant]; tt != nil {
+			if _, ok := tt.seen[id]; !ok {
+				unseen = append(unseen, id)
+			}
+		}
+	}
+	t.mu.Unlock()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading new attempt ids: %w", err)
+	}
+	if len(unseen) == 0 {
+		return nil, nil
+	}
+	rows, err = t.pool.Query(ctx, "SELECT "+attemptCols+", tenant FROM publish_attempts WHERE tenant = ANY($1) AND attempted_at >= $2 AND id = ANY($3) ORDER BY attempted_at, id",
+		tenants, since, unseen)
+	if err != nil {
+		return nil, fmt.Errorf("reading new attempts: %w", err)
+	}
+	defer rows.Close()
+	var out []*Attempt
+	for rows.Next() {
+		a := &Attempt{}
+		if err := scanAttempt(rows, a, &a.tenant); err != nil {
+			return nil, fmt.Errorf("reading new attempts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading new attempts: %w", err)
+	}
+	return out, nil
 }
 
 // Matches reports whether a passes f (the live tail filters in memory, with
