@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -69,10 +70,10 @@ func ParseQuery(v url.Values, allowPaging bool) (Query, error) {
 	q := Query{Limit: DefaultLimit}
 	for name, vals := range v {
 		if !known(name, allowPaging) {
-			return Query{}, badParam(name, "unknown query parameter %s (accepted: %s)", quoteParam(name), strings.Join(accepted(allowPaging), ", "))
+			return Query{}, badParam("unknown query parameter %s (accepted: %s)", quoteParam(name), strings.Join(accepted(allowPaging), ", "))
 		}
 		if len(vals) != 1 {
-			return Query{}, badParam(name, "query parameter %s is given %d times; give it once", name, len(vals))
+			return Query{}, badParam("query parameter %s is given %d times; give it once", name, len(vals))
 		}
 		if err := checkText(name, vals[0]); err != nil {
 			return Query{}, err
@@ -86,17 +87,17 @@ func ParseQuery(v url.Values, allowPaging bool) (Query, error) {
 		return Query{}, err
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && q.From.After(q.To) {
-		return Query{}, badParam("from", "from (%s) is after to (%s)", events.FormatTime(q.From), events.FormatTime(q.To))
+		return Query{}, badParam("from (%s) is after to (%s)", events.FormatTime(q.From), events.FormatTime(q.To))
 	}
 	if s := v.Get("event_name"); s != "" {
 		if !events.IsKnownName(s) {
-			return Query{}, badParam("event_name", "event_name %q is not a known event name", s)
+			return Query{}, badParam("event_name %q is not a known event name", s)
 		}
 		q.EventName = s
 	}
 	if s := v.Get("domain_entity_type"); s != "" {
 		if !events.IsKnownEntityType(s) {
-			return Query{}, badParam("domain_entity_type", "domain_entity_type %q is not a known entity type (one of %s)",
+			return Query{}, badParam("domain_entity_type %q is not a known entity type (one of %s)",
 				s, strings.Join(events.EntityTypes(), ", "))
 		}
 		q.DomainEntityType = s
@@ -108,7 +109,7 @@ func ParseQuery(v url.Values, allowPaging bool) (Query, error) {
 		case catalog.AttemptFailure:
 			q.Status = catalog.AttemptFailure
 		default:
-			return Query{}, badParam("status", "status %q is neither success nor failure", s)
+			return Query{}, badParam("status %q is neither success nor failure", s)
 		}
 	}
 	q.IntegrationID = v.Get("integration_id")
@@ -116,14 +117,14 @@ func ParseQuery(v url.Values, allowPaging bool) (Query, error) {
 	if s, ok := v["limit"]; ok {
 		n, err := strconv.Atoi(s[0])
 		if err != nil || n < 1 || n > MaxLimit {
-			return Query{}, badParam("limit", "limit %q is not an integer from 1 to %d", s[0], MaxLimit)
+			return Query{}, badParam("limit %q is not an integer from 1 to %d", s[0], MaxLimit)
 		}
 		q.Limit, q.limitSet = n, true
 	}
 	if s, ok := v["cursor"]; ok {
 		c, err := decodeCursor(s[0])
 		if err != nil || c.filters != q.Filter.digest() {
-			return Query{}, badParam("cursor", "cursor is not one this list issued for these filters; start again without it")
+			return Query{}, badParam("cursor is not one this list issued for these filters; start again without it")
 		}
 		q.After = &c
 	}
@@ -152,13 +153,13 @@ func accepted(allowPaging bool) []string {
 func checkText(name, s string) error {
 	switch {
 	case s == "":
-		return badParam(name, "query parameter %s is empty", name)
+		return badParam("query parameter %s is empty", name)
 	case len(s) > maxValueLen:
-		return badParam(name, "query parameter %s is longer than %d bytes", name, maxValueLen)
+		return badParam("query parameter %s is longer than %d bytes", name, maxValueLen)
 	case !utf8.ValidString(s):
-		return badParam(name, "query parameter %s is not valid UTF-8", name)
+		return badParam("query parameter %s is not valid UTF-8", name)
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return badParam(name, "query parameter %s contains a control character", name)
+		return badParam("query parameter %s contains a control character", name)
 	}
 	return nil
 }
@@ -175,7 +176,7 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 			// An unencoded "+01:00" offset arrives as " 01:00".
 			hint = " (encode a '+' offset as %2B)"
 		}
-		return time.Time{}, badParam(name, "%s %q is not an RFC 3339 date-time, e.g. 2023-01-31T23:59:59Z%s", name, s, hint)
+		return time.Time{}, badParam("%s %q is not an RFC 3339 date-time, e.g. 2023-01-31T23:59:59Z%s", name, s, hint)
 	}
 	// Postgres keeps microseconds; round here so the bound means the same
 	// thing in SQL and in the live tail's in-memory filter.
@@ -191,8 +192,9 @@ func quoteParam(name string) string {
 	return strconv.QuoteToASCII(name)
 }
 
-func badParam(_, format string, args ...any) error {
-	return httpapi.NewError(400, "invalid_parameter", fmt.Sprintf(format, args...))
+// badParam is the 400 for a bad query parameter; the message names it.
+func badParam(format string, args ...any) error {
+	return httpapi.NewError(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf(format, args...))
 }
 
 // digest identifies the filter for cursor binding.
