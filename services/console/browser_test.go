@@ -711,6 +711,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("narrow screen", func(t *testing.T) {
+		b := b.in(t)
+		b.run(10*time.Second, chromedp.EmulateViewport(390, 844))
+		defer b.run(10*time.Second, chromedp.EmulateViewport(1280, 900))
+		b.open("#/integrations", "integrations")
+		var overflow bool
+		b.eval(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow)
+		if overflow {
+			t.Error("the integrations page scrolls sideways on a 390px screen")
+		}
+		b.check("narrow-integrations")
+		b.open("#/i/hook-1/events", "i-events")
+		b.check("narrow-events")
+	})
+
 	t.Run("sign out and sign in with a pasted token", func(t *testing.T) {
 		b := b.in(t)
 		b.click("#sign-out")

@@ -89,16 +89,16 @@ export async function integrationsPage(main, ctx) {
       }
     });
     return h("tr", { "data-id": i.id },
-      h("td", {},
+      h("td", { class: "c-id" },
         h("a", { href: integrationHref(i.id), class: "mono" }, i.id),
         h("span", { class: "cell-sub" }, i.integration_type === "temporary" ? "Temporary" : "Permanent",
           i.starts_at ? [" · from ", time(i.starts_at)] : null, i.ends_at ? [" to ", time(i.ends_at)] : null)),
       h("td", { class: "target" }, h("span", { class: "badge badge-info" }, t.kind), " ", h("span", { class: "mono" }, t.text)),
-      h("td", {}, describeFilter(i)),
-      h("td", {}, statusBadge(i.status)),
+      h("td", { class: "c-events" }, describeFilter(i)),
+      h("td", { class: "c-status" }, statusBadge(i.status)),
       h("td", { class: "stats-cell" }, dayStats(stats, i.id)),
-      h("td", {}, toggle),
-      h("td", {}, actionsMenu(i, async () => {
+      h("td", { class: "c-toggle" }, toggle),
+      h("td", { class: "c-actions" }, actionsMenu(i, async () => {
         const ok = await confirmDialog(`Delete ${i.id}?`,
           `The integration ${i.id} stops receiving events, and its logs and rejected events are deleted. This cannot be undone.`,
           "Delete integration");
