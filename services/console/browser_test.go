@@ -726,6 +726,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.check("narrow-events")
 	})
 
+	t.Run("a refused token leads to sign-in and back", func(t *testing.T) {
+		b := b.in(t)
+		b.eval(`sessionStorage.setItem("eventstream.console.token", "expired-token"); true`, nil)
+		b.open("#/i/hook-1/logs", "signin")
+		if got := b.text("main"); !strings.Contains(got, "refused") {
+			t.Errorf("sign-in page does not say the token was refused: %q", got)
+		}
+		b.setValue("#token", s.Token)
+		b.click("main form button[type=submit]")
+		b.waitPage("i-logs")
+	})
+
 	t.Run("sign out and sign in with a pasted token", func(t *testing.T) {
 		b := b.in(t)
 		b.click("#sign-out")

@@ -217,6 +217,7 @@ async function render() {
     await found.route.page(main, ctx);
   } catch (err) {
     if (err.name === "AbortError") return;
+    if (err.status === 401) return; // on its way to the sign-in page, which says why
     replace(main, h("h1", { tabindex: "-1" }, "Something went wrong"));
     showError(err);
   }
@@ -234,7 +235,8 @@ async function render() {
 
 unauthorized.addEventListener("unauthorized", () => {
   clearToken();
-  if (!location.hash.startsWith("#/signin")) location.hash = "#/signin?expired=1";
+  // Back to where the user was once signed in again.
+  if (!location.hash.startsWith("#/signin")) location.hash = "#/signin?expired=1&next=" + encodeURIComponent(location.hash);
 });
 
 // The skip link must not change the fragment: that is the router's.
