@@ -322,6 +322,39 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.check("integrations-empty")
 	})
 
+	t.Run("live-tail parser: SSE framing across chunks", func(t *testing.T) {
+		b := b.in(t)
+		// The console's own stream reader, fed a response cut at awkward
+		// places: CR LF split across chunks, a UTF-8 character split in two,
+		// comments, multi-line data, an event type.
+		var got []struct {
+			Event string `json:"event"`
+			Data  string `json:"data"`
+			ID    string `json:"id"`
+		}
+		b.run(30*time.Second, chromedp.Evaluate(`(async () => {
+			const { stream } = await import("/console/js/api.js");
+			const enc = (s) => new TextEncoder().encode(s);
+			const e = enc("data: café\n\n");
+			const chunks = [enc("retry: 2000\r"), enc("\n: ready\r\n\r\nid: 7\nevent: attempt\ndata: {\"a\":"), enc("1}\n\n"),
+				enc("data: line1\ndata: line2\r\n\r\n"), e.slice(0, 10), e.slice(10), enc(": heartbeat\n\nevent: error\ndata: x\n"), enc("\n")];
+			const realFetch = window.fetch;
+			window.fetch = async () => new Response(new ReadableStream({ start(c) { for (const ch of chunks) c.enqueue(ch); c.close(); } }),
+				{ status: 200, headers: { "Content-Type": "text/event-stream" } });
+			const got = [];
+			try { await stream("", { onEvent: (ev) => got.push(ev) }); } finally { window.fetch = realFetch; }
+			return got;
+		})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		want := fmt.Sprint([]string{`attempt|{"a":1}|7`, `message|line1\nline2|`, "message|café|", "error|x|"})
+		var have []string
+		for _, e := range got {
+			have = append(have, e.Event+"|"+strings.ReplaceAll(e.Data, "\n", "\\n")+"|"+e.ID)
+		}
+		if fmt.Sprint(have) != want {
+			t.Errorf("parsed %v, want %v", have, want)
+		}
+	})
+
 	t.Run("new webhook integration", func(t *testing.T) {
 		b := b.in(t)
 		b.open("#/integrations", "integrations")
