@@ -26,6 +26,9 @@ MINIO         := $(TOOLS_DIR)/.minio-$(MINIO_VERSION)
 # Tests and generators find the pinned tools (minio, buf, protoc-gen-go) on PATH.
 export PATH := $(TOOLS_DIR):$(PATH)
 
+# Where tests leave artifacts worth a look (the console's screenshots).
+TEST_OUTPUT_DIR ?= $(CURDIR)/bin/test-output
+
 # Fuzz time per Fuzz target in `make test`, and per-benchmark time in `make bench`.
 FUZZTIME  ?= 5s
 BENCHTIME ?= 1s
@@ -41,7 +44,7 @@ run: ## start the local stack on 127.0.0.1:8080 (Ctrl-C stops it; data kept in .
 .PHONY: test
 test: deps tools ## everything CI runs: vet, race tests (incl. the make-run smoke test), fuzzing, generated-code check
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	TEST_OUTPUT_DIR=$(TEST_OUTPUT_DIR) $(GO) test -race -count=1 -timeout 15m $(PKGS)
 	FUZZTIME=$(FUZZTIME) services/eventstream/scripts/fuzz.sh $(PKGS)
 	$(MAKE) --no-print-directory openapi-lint
 	$(MAKE) --no-print-directory check-generate

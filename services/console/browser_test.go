@@ -63,7 +63,11 @@ func newBrowser(t *testing.T) *browser {
 	if out == "" {
 		out = t.TempDir()
 	} else {
+		// This test's own folder: last run's pictures go, so none is stale.
 		out = filepath.Join(out, "console-screenshots")
+		if err := os.RemoveAll(out); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
