@@ -327,6 +327,8 @@ func TestBadRequests(t *testing.T) {
 		{"from with unencoded plus", "?from=2023-01-01T00:00:00+01:00", "from"},
 		{"to not a date", "?to=yesterday", "to"},
 		{"to out of range", "?to=2023-13-01T00:00:00Z", "to"},
+		{"from before year 1 in UTC", "?from=0001-01-01T00:00:00%2B14:00", "from"},
+		{"to after year 9999 in UTC", "?to=9999-12-31T23:59:59-12:00", "to"},
 		{"from after to", "?from=2023-02-01T00:00:00Z&to=2023-01-01T00:00:00Z", "from"},
 		{"unknown status", "?status=maybe", "status"},
 		{"unknown event name", "?event_name=order.exploded", "event_name"},
@@ -451,7 +453,7 @@ func TestBucketFor(t *testing.T) {
 		{24 * time.Hour, 15 * time.Minute}, {7 * 24 * time.Hour, 3 * time.Hour}, {30 * 24 * time.Hour, 6 * time.Hour},
 		{10000 * 24 * time.Hour, 84 * 24 * time.Hour},
 	} {
-		if got := bucketFor(c.window); got != c.want {
+		if got := bucketFor(int64(c.window / time.Second)); got != c.want {
 			t.Errorf("bucketFor(%v) = %v, want %v", c.window, got, c.want)
 		}
 	}
@@ -507,4 +509,30 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	wantStatus(t, e.get("/healthz", ""), http.StatusOK)
 	wantStatus(t, e.get("/readyz", ""), http.StatusOK)
+}
+
+// The widest windows RFC 3339 allows are answered, not a 500.
+func TestExtremeWindows(t *testing.T) {
+	e := newAPI(t)
+	e.write(fixtures("acme", 10)...)
+	tok := e.token("acme")
+	for _, q := range []string{
+		"from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999999Z",
+		"from=0001-01-01T14:00:00%2B14:00",
+		"to=9999-12-31T11:59:59-12:00",
+		"from=2024-03-01T00:00:00Z&to=2024-03-01T00:00:00Z",
+	} {
+		t.Run(q, func(t *testing.T) {
+			wantStatus(t, e.get(BasePath+"?"+q, tok), http.StatusOK)
+			r := e.get(BasePath+"/summary?"+q, tok)
+			wantStatus(t, r, http.StatusOK)
+			var s summaryJSON
+			if err := json.Unmarshal(r.body, &s); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(s.Series.Buckets); n < 1 || n > maxBuckets+1 {
+				t.Errorf("%d buckets", n)
+			}
+		})
+	}
 }

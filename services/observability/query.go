@@ -170,7 +170,9 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 		return time.Time{}, nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || t.Year() < 1 || t.Year() > 9999 {
+	if u := t.UTC(); err != nil || u.Year() < 1 || u.Year() > 9999 {
+		// Also refused: an offset moving the instant out of years 1-9999
+		// in UTC, where the answers are written.
 		hint := ""
 		if strings.Contains(s, " ") {
 			// An unencoded "+01:00" offset arrives as " 01:00".

@@ -21,17 +21,21 @@ var bucketSizes = []time.Duration{
 
 const maxBuckets = 120
 
-// bucketFor picks the bucket width for a window. Windows beyond the largest
-// size get whole days, still at most maxBuckets of them.
-func bucketFor(window time.Duration) time.Duration {
+// seriesStart is the earliest time series bucket (the Unix epoch).
+var seriesStart = time.Unix(0, 0).UTC()
+
+// bucketFor picks the bucket width for a window of secs seconds (not a
+// time.Duration: windows may span millennia, durations only 292 years).
+// Windows beyond the largest size get whole days, still at most maxBuckets.
+func bucketFor(secs int64) time.Duration {
 	for _, b := range bucketSizes {
-		if window <= b*maxBuckets {
+		if secs <= int64(b/time.Second)*maxBuckets {
 			return b
 		}
 	}
-	day := 24 * time.Hour
-	days := (window/maxBuckets + day - 1) / day
-	return days * day
+	const day = 24 * 60 * 60
+	days := (secs/maxBuckets + day - 1) / day
+	return time.Duration(days) * 24 * time.Hour
 }
 
 // floorTo rounds t down to a multiple of d since the Unix epoch, as SQL's
@@ -119,10 +123,14 @@ func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time
 				to = last.UTC().Add(time.Microsecond)
 			}
 		}
+		if from.Before(seriesStart) {
+			// Nothing is attempted before 1970: the series need not start there.
+			from = seriesStart
+		}
 		if to.Before(from) {
 			to = from
 		}
-		out.Bucket = bucketFor(to.Sub(from))
+		out.Bucket = bucketFor(to.Unix() - from.Unix())
 		out.From, out.To = floorTo(from, out.Bucket), to
 		return s.aggregate(ctx, tx, tenant, f, out)
 	})
