@@ -702,6 +702,31 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("edit an S3 integration", func(t *testing.T) {
+		b := b.in(t)
+		b.open("#/i/lake-1/edit", "i-edit")
+		var secret string
+		b.eval(`document.getElementById("aws_secret_access_key").value`, &secret)
+		if !strings.HasPrefix(secret, "****") {
+			t.Errorf("secret field = %q, want the redacted form", secret)
+		}
+		b.typeIn("#key_prefix", "events-v2")
+		b.click("#integration-form button[type=submit]")
+		b.waitPage("i")
+		b.waitJS("saved notice", `document.getElementById("notices").innerText.includes("Saved lake-1")`, 10*time.Second)
+		var in struct {
+			Status string `json:"status"`
+			S3     struct {
+				KeyPrefix string `json:"key_prefix"`
+				Secret    string `json:"aws_secret_access_key"`
+			} `json:"s3_parameters"`
+		}
+		call(t, "GET", api+"/lake-1", s.Token, nil, &in)
+		if in.Status != "running" || in.S3.KeyPrefix != "events-v2" || in.S3.Secret != secret {
+			t.Errorf("lake-1 after edit = %+v, want running, prefix events-v2, the stored secret kept (%s)", in, secret)
+		}
+	})
+
 	t.Run("overview chart", func(t *testing.T) {
 		b := b.in(t)
 		b.open("#/i/hook-1", "i")
