@@ -224,7 +224,9 @@ func checkPlan(t *testing.T, what string, plan planNode, windowed bool, window [
 			scans = append(scans, n.RelationName)
 		}
 	})
-	if !indexed {
+	if !indexed && len(scans) > 0 {
+		// (No scan at all is fine: a filter nothing can match, such as an
+		// event name with another entity type, reads nothing.)
 		t.Errorf("%s: no index in the plan", what)
 	}
 	if windowed {

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/events"
 )
 
 // Store reads publish_attempts. It never writes: the delivery workers' attempt
@@ -78,6 +79,18 @@ func (f Filter) where(tenant string, args []any) (string, []any) {
 	if f.EventName != "" {
 		b.WriteString(" AND event_name = " + arg(f.EventName))
 	}
+	// An event name fixes the entity type (the part before the dot): a
+	// type filter is either implied (and left out, sparing the planner a
+	// condition it cannot combine with the name's index) or contradicts the
+	// name, and nothing can match (answered without touching an index).
+	entityType := f.DomainEntityType
+	if f.EventName != "" && entityType != "" {
+		if et, _ := events.EntityType(f.EventName); et == entityType {
+			entityType = ""
+		} else {
+			b.WriteString(" AND false")
+		}
+	}
 	if f.IntegrationID != "" {
 		b.WriteString(" AND integration_id = " + arg(f.IntegrationID))
 	}
@@ -90,8 +103,8 @@ func (f Filter) where(tenant string, args []any) (string, []any) {
 	if f.DomainEntityID != "" {
 		b.WriteString(" AND domain_entity_id = " + arg(f.DomainEntityID))
 	}
-	if f.DomainEntityType != "" {
-		b.WriteString(" AND domain_entity_type = " + arg(f.DomainEntityType))
+	if entityType != "" {
+		b.WriteString(" AND domain_entity_type = " + arg(entityType))
 	}
 	return b.String(), args
 }

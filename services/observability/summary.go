@@ -93,8 +93,7 @@ type Summary struct {
 	Series        []Bucket
 }
 
-// Summarize aggregates in SQL over the window's partitions: one pass for every
-// count (grouping sets) and one for the percentiles, both in one read-only
+// Summarize aggregates in SQL over the window's partitions, in one read-only
 // snapshot so the figures agree with each other and with the list.
 func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time.Time) (*Summary, error) {
 	out := &Summary{}
@@ -143,17 +142,30 @@ func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time
 func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filter, out *Summary) error {
 	where, args := f.where(tenant, nil)
 	args = append(args, fmt.Sprintf("%d seconds", int64(out.Bucket/time.Second)))
-	// Buckets start at multiples of their width since the epoch (floorTo).
-	bucket := fmt.Sprintf("date_bin($%d::interval, attempted_at, 'epoch'::timestamptz)", len(args))
-	sql := `SELECT grouping(integration_id), grouping(event_name), grouping(bk),
-		coalesce(integration_id, ''), coalesce(event_name, ''), bk, status, count(*)
-		FROM (SELECT integration_id, event_name, status, ` + bucket + ` AS bk
-		      FROM publish_attempts WHERE ` + where + `) a
-		GROUP BY GROUPING SETS ((status), (integration_id, status), (event_name, status), (bk, status))`
+	// One read of the matching rows (an index-only scan of the covering
+	// tenant/time index unless the filter needs other columns), aggregated
+	// twice: the counts by grouping sets, and the percentiles as one extra
+	// row (kind 9). Buckets start at multiples of their width since the
+	// epoch (floorTo).
+	sql := `WITH a AS MATERIALIZED (
+			SELECT integration_id, event_name, status, response_time_ms,
+				date_bin($` + fmt.Sprint(len(args)) + `::interval, attempted_at, 'epoch'::timestamptz) AS bk
+			FROM publish_attempts WHERE ` + where + `)
+		SELECT CASE WHEN grouping(integration_id) = 0 THEN 1 WHEN grouping(event_name) = 0 THEN 2
+				WHEN grouping(bk) = 0 THEN 3 ELSE 0 END,
+			coalesce(integration_id, event_name, ''), bk, status, count(*), NULL::int, NULL::int, NULL::int
+		FROM a GROUP BY GROUPING SETS ((status), (integration_id, status), (event_name, status), (bk, status))
+		UNION ALL
+		SELECT 9, '', NULL, '', 0,
+			percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms),
+			percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time_ms),
+			percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms)
+		FROM a WHERE response_time_ms IS NOT NULL`
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
-		return fmt.Errorf("counting: %w", err)
+		return fmt.Errorf("aggregating: %w", err)
 	}
+	defer rows.Close()
 	byInt, byName, byBucket := map[string]*Counts{}, map[string]*Counts{}, map[time.Time]*Counts{}
 	get := func(m map[string]*Counts, k string) *Counts {
 		c := m[k]
@@ -164,20 +176,22 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 		return c
 	}
 	for rows.Next() {
-		var gInt, gName, gBk int
-		var integ, name, status string
+		var kind int
+		var key, status string
 		var bk *time.Time
 		var n int64
-		if err := rows.Scan(&gInt, &gName, &gBk, &integ, &name, &bk, &status, &n); err != nil {
-			rows.Close()
-			return fmt.Errorf("reading counts: %w", err)
+		var p50, p95, p99 *int
+		if err := rows.Scan(&kind, &key, &bk, &status, &n, &p50, &p95, &p99); err != nil {
+			return fmt.Errorf("reading aggregates: %w", err)
 		}
-		switch {
-		case gInt == 0:
-			get(byInt, integ).add(status, n)
-		case gName == 0:
-			get(byName, name).add(status, n)
-		case gBk == 0 && bk != nil:
+		switch kind {
+		case 0:
+			out.Totals.add(status, n)
+		case 1:
+			get(byInt, key).add(status, n)
+		case 2:
+			get(byName, key).add(status, n)
+		case 3:
 			t := bk.UTC()
 			c := byBucket[t]
 			if c == nil {
@@ -185,13 +199,12 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 				byBucket[t] = c
 			}
 			c.add(status, n)
-		default:
-			out.Totals.add(status, n)
+		case 9:
+			out.P50, out.P95, out.P99 = p50, p95, p99
 		}
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("counting: %w", err)
+		return fmt.Errorf("aggregating: %w", err)
 	}
 	out.ByIntegration, out.ByEventName = sortedNamed(byInt), sortedNamed(byName)
 	for t := out.From; t.Before(out.To) || t.Equal(out.From); t = t.Add(out.Bucket) {
@@ -202,18 +215,6 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 		}
 		out.Series = append(out.Series, b)
 	}
-
-	pwhere, pargs := f.where(tenant, nil)
-	var p50, p95, p99 *int
-	err = tx.QueryRow(ctx, `SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms),
-		percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time_ms),
-		percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms)
-		FROM publish_attempts WHERE `+pwhere+` AND response_time_ms IS NOT NULL`,
-		pargs...).Scan(&p50, &p95, &p99)
-	if err != nil {
-		return fmt.Errorf("computing response-time percentiles: %w", err)
-	}
-	out.P50, out.P95, out.P99 = p50, p95, p99
 	return nil
 }
 
