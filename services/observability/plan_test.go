@@ -199,8 +199,8 @@ func TestQueryPlansUseIndexesAndPrunePartitions(t *testing.T) {
 					plan := explain(t, db, sql, args)
 					checkPlan(t, page, plan, windowed, window, empty)
 				}
-				where, args := q.Filter.where("tenant-1", nil)
-				checkPlan(t, "summary", explain(t, db, "SELECT status, count(*) FROM publish_attempts WHERE "+where+" GROUP BY status", args), windowed, window, empty)
+				sql, args := summarySQL("tenant-1", q.Filter, time.Hour)
+				checkPlan(t, "summary", explain(t, db, sql, args), windowed, window, empty)
 			})
 		}
 	}

@@ -140,27 +140,7 @@ func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time
 }
 
 func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filter, out *Summary) error {
-	where, args := f.where(tenant, nil)
-	args = append(args, fmt.Sprintf("%d seconds", int64(out.Bucket/time.Second)))
-	// One read of the matching rows (an index-only scan of the covering
-	// tenant/time index unless the filter needs other columns), aggregated
-	// twice: the counts by grouping sets, and the percentiles as one extra
-	// row (kind 9). Buckets start at multiples of their width since the
-	// epoch (floorTo).
-	sql := `WITH a AS MATERIALIZED (
-			SELECT integration_id, event_name, status, response_time_ms,
-				date_bin($` + fmt.Sprint(len(args)) + `::interval, attempted_at, 'epoch'::timestamptz) AS bk
-			FROM publish_attempts WHERE ` + where + `)
-		SELECT CASE WHEN grouping(integration_id) = 0 THEN 1 WHEN grouping(event_name) = 0 THEN 2
-				WHEN grouping(bk) = 0 THEN 3 ELSE 0 END,
-			coalesce(integration_id, event_name, ''), bk, status, count(*), NULL::int, NULL::int, NULL::int
-		FROM a GROUP BY GROUPING SETS ((status), (integration_id, status), (event_name, status), (bk, status))
-		UNION ALL
-		SELECT 9, '', NULL, '', 0,
-			percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms),
-			percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time_ms),
-			percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms)
-		FROM a WHERE response_time_ms IS NOT NULL`
+	sql, args := summarySQL(tenant, f, out.Bucket)
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("aggregating: %w", err)
@@ -216,6 +196,32 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 		out.Series = append(out.Series, b)
 	}
 	return nil
+}
+
+// summarySQL is the aggregate query of a summary with the given bucket width.
+func summarySQL(tenant string, f Filter, bucket time.Duration) (string, []any) {
+	where, args := f.where(tenant, nil)
+	args = append(args, fmt.Sprintf("%d seconds", int64(bucket/time.Second)))
+	// One read of the matching rows (an index-only scan of the covering
+	// tenant/time index unless the filter needs other columns), aggregated
+	// twice: the counts by grouping sets, and the percentiles as one extra
+	// row (kind 9). Buckets start at multiples of their width since the
+	// epoch (floorTo).
+	sql := `WITH a AS MATERIALIZED (
+			SELECT integration_id, event_name, status, response_time_ms,
+				date_bin($` + fmt.Sprint(len(args)) + `::interval, attempted_at, 'epoch'::timestamptz) AS bk
+			FROM publish_attempts WHERE ` + where + `)
+		SELECT CASE WHEN grouping(integration_id) = 0 THEN 1 WHEN grouping(event_name) = 0 THEN 2
+				WHEN grouping(bk) = 0 THEN 3 ELSE 0 END,
+			coalesce(integration_id, event_name, ''), bk, status, count(*), NULL::int, NULL::int, NULL::int
+		FROM a GROUP BY GROUPING SETS ((status), (integration_id, status), (event_name, status), (bk, status))
+		UNION ALL
+		SELECT 9, '', NULL, '', 0,
+			percentile_disc(0.5) WITHIN GROUP (ORDER BY response_time_ms),
+			percentile_disc(0.95) WITHIN GROUP (ORDER BY response_time_ms),
+			percentile_disc(0.99) WITHIN GROUP (ORDER BY response_time_ms)
+		FROM a WHERE response_time_ms IS NOT NULL`
+	return sql, args
 }
 
 func sortedNamed(m map[string]*Counts) []Named {
