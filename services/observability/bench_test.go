@@ -2,7 +2,6 @@ package observability
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -247,5 +246,4 @@ func BenchmarkObservability(b *testing.B) {
 		b.ReportMetric(float64(lines)/b.Elapsed().Seconds(), "rows/s")
 		b.ReportMetric(float64(lines)/float64(b.N), "rows/op")
 	})
-	_ = fmt.Sprint
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -262,7 +261,3 @@ func wantStatus(t testing.TB, r response, status int, msgParts ...string) {
 		}
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
-
-var _ = fmt.Sprint

@@ -123,7 +123,7 @@ func ParseQuery(v url.Values, allowPaging bool) (Query, error) {
 	}
 	if s, ok := v["cursor"]; ok {
 		c, err := decodeCursor(s[0])
-		if err != nil || c.filters != q.Filter.digest() {
+		if err != nil || c.filters != q.digest() {
 			return Query{}, badParam("cursor is not one this list issued for these filters; start again without it")
 		}
 		q.After = &c

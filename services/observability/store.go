@@ -111,7 +111,7 @@ func (f Filter) where(tenant string, args []any) (string, []any) {
 
 // listSQL is the page query for q: newest first, after the cursor.
 func listSQL(tenant string, q Query, limit int) (string, []any) {
-	where, args := q.Filter.where(tenant, nil)
+	where, args := q.where(tenant, nil)
 	if c := q.After; c != nil {
 		// The plain bound prunes partitions; the row comparison is the keyset.
 		args = append(args, c.AttemptedAt, c.ID)

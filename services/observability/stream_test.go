@@ -24,18 +24,21 @@ type sseClient struct {
 	done   chan struct{}
 }
 
-func (e *apiEnv) openStream(ctx context.Context, query, token string) (*sseClient, *http.Response) {
+// openStream opens the live tail; it returns once the response headers are
+// in (the subscription is ready), with the status and Content-Type. The body
+// is read (and closed) in the background until ctx ends.
+func (e *apiEnv) openStream(ctx context.Context, query, token string) (c *sseClient, status int, contentType string) {
 	e.t.Helper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.url+BasePath+"/stream"+query, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // the reader goroutine below closes it
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c := &sseClient{done: make(chan struct{})}
+	c = &sseClient{done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		defer resp.Body.Close()
@@ -60,7 +63,7 @@ func (e *apiEnv) openStream(ctx context.Context, query, token string) (*sseClien
 			c.mu.Unlock()
 		}
 	}()
-	return c, resp
+	return c, resp.StatusCode, resp.Header.Get("Content-Type")
 }
 
 func (c *sseClient) has(eventID string) bool {
@@ -90,12 +93,12 @@ func TestStreamDeliversNewRows(t *testing.T) {
 	tok := e.token("acme")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	all, resp := e.openStream(ctx, "", tok)
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	all, status, ct := e.openStream(ctx, "", tok)
+	if status != http.StatusOK || ct != "text/event-stream" {
+		t.Fatalf("status %d, Content-Type %q", status, ct)
 	}
-	failures, _ := e.openStream(ctx, "?status=FAILURE&integration_id=erp-1", tok)
-	others, _ := e.openStream(ctx, "", e.token("other"))
+	failures, _, _ := e.openStream(ctx, "?status=FAILURE&integration_id=erp-1", tok)
+	others, _, _ := e.openStream(ctx, "", e.token("other"))
 
 	fresh := fixtures("acme", 1)[0] // erp-1, failure
 	fresh.EventID = events.EventID("acme", "fresh", "1").String()
