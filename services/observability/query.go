@@ -47,9 +47,16 @@ type Query struct {
 }
 
 // Cursor is the keyset position after the last row of a page: the next page
-// holds rows strictly older in (attempted_at, id) order. It is immutable
-// position data, so rows inserted between pages never shift it: every row
-// that existed when the first page was read comes exactly once.
+// holds rows strictly older in (attempted_at, id) order. Rows are never
+// updated and (attempted_at, id) is unique, so the position never shifts
+// when rows are inserted between pages: every row that existed when the
+// first page was read comes exactly once, and no row comes twice.
+//
+// A row inserted later with an attempted_at behind the cursor does show up
+// on a later page. The cursor deliberately carries no upper id bound to hide
+// it: ids come from a sequence cached per connection (blocks of 1000) and
+// commit out of order, so "id <= max id at the first page" would hide some
+// late rows and not others, while adding nothing to the guarantee above.
 type Cursor struct {
 	AttemptedAt time.Time
 	ID          int64
