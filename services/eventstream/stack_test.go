@@ -493,6 +493,34 @@ func TestLocalStack(t *testing.T) {
 		}
 	})
 
+	t.Run("live tail on the base URL", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "GET", s.BaseURL+"/api/v1/org/integrations/published-events/stream?integration_id=smoke-hook", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		// The headers arrive once the subscription is ready: what is
+		// published now must come through.
+		ids := publish(t, s.BaseURL, s.Token, "smoke-live")
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), `"entity_id":"`+ids[0]+`"`) {
+				return
+			}
+		}
+		t.Fatalf("the stream ended without the attempt of %s: %v", ids[0], sc.Err())
+	})
+
 	t.Run("rejected event, then _retry", func(t *testing.T) {
 		rcv.setRefuse("reject-me", true)
 		ids := publish(t, s.BaseURL, s.Token, "reject-me")
