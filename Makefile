@@ -28,6 +28,9 @@ HELM          := $(TOOLS_DIR)/.helm-$(HELM_VERSION)
 # Tests and generators find the pinned tools (minio, buf, protoc-gen-go) on PATH.
 export PATH := $(TOOLS_DIR):$(PATH)
 
+# Where tests leave artifacts worth a look (the console's screenshots).
+TEST_OUTPUT_DIR ?= $(CURDIR)/bin/test-output
+
 # Fuzz time per Fuzz target in `make test`, and per-benchmark time in `make bench`.
 FUZZTIME  ?= 5s
 BENCHTIME ?= 1s
@@ -44,8 +47,9 @@ run: ## start the local stack on 127.0.0.1:8080 (Ctrl-C stops it; data kept in .
 test: deps tools images ## everything CI runs: vet, race tests (incl. the make-run smoke test), fuzzing, generated-code check, chart lint
 	$(GO) vet $(PKGS)
 	$(MAKE) --no-print-directory helm-lint
-	EVENTSTREAM_IMAGES=$(CURDIR)/$(IMAGES_DIR) $(GO) test -race -count=1 -timeout 15m $(PKGS)
+	EVENTSTREAM_IMAGES=$(CURDIR)/$(IMAGES_DIR) TEST_OUTPUT_DIR=$(TEST_OUTPUT_DIR) $(GO) test -race -count=1 -timeout 15m $(PKGS)
 	FUZZTIME=$(FUZZTIME) services/eventstream/scripts/fuzz.sh $(PKGS)
+	$(MAKE) --no-print-directory openapi-lint
 	$(MAKE) --no-print-directory check-generate
 	@echo "make test: all checks passed"
 
@@ -92,17 +96,20 @@ tenant: ## provision TENANT=<name> in the running local stack; the last line is 
 # --- what make test needs -------------------------------------------------
 
 .PHONY: deps
-deps: system-deps ## download Go modules and install kcat and PostgreSQL when missing
+deps: system-deps ## download Go modules and install kcat, PostgreSQL and Chromium when missing
 	$(GO) mod download
 
-# Debian packages: kcat (Kafka interop tests) and PostgreSQL (the test
-# harness and the local stack run its binaries). Installed only when missing;
-# as root directly, otherwise through sudo.
+# Debian packages: kcat (Kafka interop tests), PostgreSQL (the test
+# harness and the local stack run its binaries) and Chromium (the console's
+# browser tests). Installed only when missing; as root directly, otherwise
+# through sudo.
 .PHONY: system-deps
 system-deps:
 	@missing=""; \
 	command -v kcat > /dev/null || missing="$$missing kcat"; \
 	ls /usr/lib/postgresql/*/bin/postgres > /dev/null 2>&1 || command -v postgres > /dev/null || missing="$$missing postgresql"; \
+	command -v chromium > /dev/null || command -v chromium-browser > /dev/null || missing="$$missing chromium"; \
+	command -v npm > /dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 		echo "installing:$$missing"; \
@@ -134,6 +141,22 @@ $(MINIO):
 	@mkdir -p $(TOOLS_DIR)
 	@echo "building minio $(MINIO_VERSION) (a few minutes, once per machine)"
 	GOBIN=$(TOOLS_DIR) GOWORK=off $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+	@touch $@
+
+# The observability OpenAPI document must pass Redocly's recommended rules
+# with no warning. The CLI is pinned in lint/package-lock.json and installed
+# with npm ci (once, and again when the lock file changes). Redocly 1.x:
+# it runs on Debian 12's Node.js 18 (2.x needs Node 20.19 or later).
+REDOCLY_DIR := services/observability/lint
+.PHONY: openapi-lint
+openapi-lint: $(REDOCLY_DIR)/node_modules/.package-lock.json ## lint the observability OpenAPI document with the pinned Redocly CLI
+	@out="$$(cd $(REDOCLY_DIR) && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+		./node_modules/.bin/redocly lint --extends=recommended --format=stylish ../openapi.yaml 2>&1)" || { echo "$$out"; exit 1; }; \
+	if grep -qE 'You have [0-9]+ warnings?' <<< "$$out"; then echo "$$out"; echo "openapi-lint: warnings"; exit 1; fi; \
+	echo "openapi-lint: services/observability/openapi.yaml is clean"
+$(REDOCLY_DIR)/node_modules/.package-lock.json: $(REDOCLY_DIR)/package-lock.json
+	@command -v npm > /dev/null || { echo "npm is required for openapi-lint (Debian: apt-get install npm)" >&2; exit 1; }
+	npm ci --prefix $(REDOCLY_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # Generated code must be what `make generate` produces from proto/.

@@ -99,3 +99,11 @@ replace github.com/eventstream/eventstream/services/configapi => ../configapi
 require github.com/eventstream/eventstream/services/delivery v0.0.0
 
 replace github.com/eventstream/eventstream/services/delivery => ../delivery
+
+require github.com/eventstream/eventstream/services/observability v0.0.0
+
+replace github.com/eventstream/eventstream/services/observability => ../observability
+
+require github.com/eventstream/eventstream/services/console v0.0.0
+
+replace github.com/eventstream/eventstream/services/console => ../console

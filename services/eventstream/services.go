@@ -18,9 +18,11 @@ import (
 	"github.com/eventstream/eventstream/pkg/s3local"
 	"github.com/eventstream/eventstream/pkg/webhook"
 	"github.com/eventstream/eventstream/services/configapi"
+	"github.com/eventstream/eventstream/services/console"
 	"github.com/eventstream/eventstream/services/delivery"
 	"github.com/eventstream/eventstream/services/delivery/s3sink"
 	"github.com/eventstream/eventstream/services/ingest"
+	"github.com/eventstream/eventstream/services/observability"
 )
 
 // deps are what the local stack shares with the services it embeds.
@@ -79,6 +81,11 @@ func buildServices(ctx context.Context, d deps) ([]Service, error) {
 	if err := add(buildIngest(ctx, d)); err != nil {
 		return nil, err
 	}
+	if err := add(buildObservability(ctx, d)); err != nil {
+		return nil, err
+	}
+	// The console is static files calling the public APIs from the browser.
+	out = append(out, Service{Name: "console", Prefixes: []string{console.Prefix}, Handler: console.Handler()})
 	return out, nil
 }
 
@@ -148,6 +155,31 @@ func buildIngest(ctx context.Context, d deps) (Service, error) {
 		return Service{}, fmt.Errorf("building ingest: %w", err)
 	}
 	return Service{Name: "ingest", Prefixes: []string{"/v1/events"}, Handler: srv.Handler(), Close: client.Close}, nil
+}
+
+// buildObservability mounts the observability API; its Run is the live-tail
+// poller (the HTTP side is served through Handler like every other API).
+func buildObservability(ctx context.Context, d deps) (Service, error) {
+	cfg, err := observability.ConfigFromEnv(d.getenv)
+	if err != nil {
+		return Service{}, err
+	}
+	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return Service{}, err
+	}
+	// Its own read-only pool with generic plans (see observability.OpenPool).
+	pool, err := observability.OpenPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return Service{}, err
+	}
+	srv, err := observability.New(cfg, pool, verifier)
+	if err != nil {
+		pool.Close()
+		return Service{}, fmt.Errorf("building observability: %w", err)
+	}
+	return Service{Name: "observability", Prefixes: []string{observability.BasePath}, Handler: srv.Handler(),
+		Run: srv.RunTail, Close: pool.Close}, nil
 }
 
 // provisionTenant makes tenant usable: its catalog row and its Kafka topic.

@@ -322,6 +322,10 @@ func (s *Stack) printBanner(info StackInfo, services []Service, token string) {
 	fmt.Fprintf(&b, "\nA token for tenant %q (valid %s); paste these lines into your shell:\n\n", s.cfg.DemoTenant, shortDuration(s.cfg.TokenTTL))
 	fmt.Fprintf(&b, "export EVENTSTREAM_URL=%s\n", info.BaseURL)
 	fmt.Fprintf(&b, "export TOKEN=%s\n\n", token)
+	if names["console"] {
+		// The token rides in the fragment, which the browser never sends to the server.
+		fmt.Fprintf(&b, "The operator console, signed in as %q:\n\n  %s/console/#token=%s\n\n", s.cfg.DemoTenant, info.BaseURL, token)
+	}
 	_, _ = io.WriteString(s.out, b.String())
 }
 

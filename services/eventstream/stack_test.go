@@ -444,7 +444,7 @@ func TestLocalStack(t *testing.T) {
 	})
 
 	t.Run("OpenAPI documents", func(t *testing.T) {
-		for _, name := range []string{"configapi", "ingest"} {
+		for _, name := range []string{"configapi", "ingest", "observability"} {
 			var doc map[string]any
 			if code := call(t, "GET", s.BaseURL+"/openapi/"+name+".json", "", nil, &doc); code != 200 || doc["openapi"] == nil {
 				t.Errorf("/openapi/%s.json = %d, openapi=%v", name, code, doc["openapi"])
@@ -460,6 +460,65 @@ func TestLocalStack(t *testing.T) {
 
 	t.Run("delivered to the webhook", func(t *testing.T) {
 		rcv.waitFor(t, "smoke-1", "smoke-2", "smoke-3")
+	})
+
+	t.Run("published events on the base URL", func(t *testing.T) {
+		var rows []struct {
+			IntegrationID string `json:"integration_id"`
+			Status        string `json:"status"`
+			EntityID      string `json:"entity_id"`
+		}
+		pe := s.BaseURL + "/api/v1/org/integrations/published-events?integration_id=smoke-hook&status=success"
+		testenv.WaitFor(t, 30*time.Second, "the webhook's attempts in the observability API", func() bool {
+			if code := call(t, "GET", pe, s.Token, nil, &rows); code != 200 {
+				t.Fatalf("published-events = %d", code)
+			}
+			seen := map[string]bool{}
+			for _, r := range rows {
+				seen[r.EntityID] = true
+			}
+			for _, id := range published {
+				if !seen[id] {
+					return false
+				}
+			}
+			return true
+		})
+		var sum map[string]any
+		if code := call(t, "GET", s.BaseURL+"/api/v1/org/integrations/published-events/summary", s.Token, nil, &sum); code != 200 || sum["totals"] == nil {
+			t.Errorf("summary = %d %v", code, sum)
+		}
+		if code := rawCall(t, "GET", s.BaseURL+"/console/", ""); code != 200 {
+			t.Errorf("/console/ = %d", code)
+		}
+	})
+
+	t.Run("live tail on the base URL", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, "GET", s.BaseURL+"/api/v1/org/integrations/published-events/stream?integration_id=smoke-hook", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+s.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream = %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		// The headers arrive once the subscription is ready: what is
+		// published now must come through.
+		ids := publish(t, s.BaseURL, s.Token, "smoke-live")
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), `"entity_id":"`+ids[0]+`"`) {
+				return
+			}
+		}
+		t.Fatalf("the stream ended without the attempt of %s: %v", ids[0], sc.Err())
 	})
 
 	t.Run("rejected event, then _retry", func(t *testing.T) {
