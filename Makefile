@@ -72,7 +72,7 @@ bench: ## run every benchmark and print a table of their metrics (raw output in 
 # --- deployment (deploy/, helm/eventstream, docker-compose.yml) ---------------
 
 # Services with an image; eventstream is the admin CLI (migrate, tenant, token).
-IMAGES     := ingest delivery configapi eventstream
+IMAGES     := ingest delivery configapi observability eventstream
 IMAGES_DIR := bin/images
 IMAGE_TAG  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 

@@ -82,12 +82,11 @@ var requiredEnv = map[string]struct {
 		from: []string{"services/eventstream/admin.go", "services/eventstream/config.go"},
 		vars: []string{"DATABASE_URL", "KAFKA_BROKERS", "AUTH_HS256_SECRET", "EVENTSTREAM_DATA_DIR"},
 	},
-	// services/observability does not exist yet: the variables follow the
-	// other API services (design.md).
+	// services/observability/config.go: DATABASE_URL required, AUTH_*.
 	"observability": {
-		vars:     []string{"DATABASE_URL"},
-		intended: []string{"OBSERVABILITY_ADDR"},
-		addrVar:  "OBSERVABILITY_ADDR",
+		from:    []string{"services/observability/config.go", "pkg/auth/auth.go"},
+		vars:    []string{"DATABASE_URL", "OBSERVABILITY_ADDR"},
+		addrVar: "OBSERVABILITY_ADDR",
 	},
 }
 

@@ -25,7 +25,7 @@ import (
 )
 
 // imageServices are the images `make images` builds (IMAGES in the Makefile).
-var imageServices = []string{"ingest", "delivery", "configapi", "eventstream"}
+var imageServices = []string{"ingest", "delivery", "configapi", "observability", "eventstream"}
 
 // imageTarballs returns service → tarball: the ones `make images` wrote when
 // EVENTSTREAM_IMAGES names their directory (make test does), otherwise

@@ -91,3 +91,7 @@ require (
 )
 
 replace github.com/eventstream/eventstream/services/delivery => ../delivery
+
+require github.com/eventstream/eventstream/services/console v0.0.0
+
+replace github.com/eventstream/eventstream/services/console => ../console

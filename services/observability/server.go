@@ -27,6 +27,7 @@ import (
 
 	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/httpapi"
+	"github.com/eventstream/eventstream/services/console"
 )
 
 // BasePath is where the API lives.
@@ -78,6 +79,11 @@ func (s *Server) routes() {
 		return nil
 	})
 	e.GET("/openapi.json", func(c echo.Context) error { return c.JSONBlob(http.StatusOK, s.openapi) })
+
+	// The operator console's static pages ride along (the ingress routes
+	// /console to this service); they call the APIs from the browser.
+	e.Any(console.Prefix, echo.WrapHandler(console.Handler()))
+	e.Any(console.Prefix+"/*", echo.WrapHandler(console.Handler()))
 
 	g := e.Group(BasePath, s.verifier.Middleware(), auth.Require(auth.ScopeEventsRead), tenantScope)
 	g.GET("", s.list)

@@ -2,7 +2,7 @@
 // without a container engine (see package image). `make images` runs it after
 // building the static binaries:
 //
-//	imagebuild -bin bin/images/bin -out bin/images -tag dev ingest delivery configapi eventstream
+//	imagebuild -bin bin/images/bin -out bin/images -tag dev ingest delivery configapi observability eventstream
 //
 // Each image is written to <out>/<service>.tar, tagged <repo>/<service>:<tag>.
 package main
