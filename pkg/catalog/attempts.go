@@ -242,12 +242,16 @@ func (w *AttemptWriter) Run(ctx context.Context) error {
 			}
 			if len(batch) >= w.cfg.BatchSize {
 				flush.Stop()
-				w.store(ctx, batch)
+				if rest := w.store(ctx, batch); rest != nil {
+					return w.drain(rest) // ctx ended mid-write: the drain takes them
+				}
 				batch = batch[:0]
 			}
 		case <-flush.C:
 			if len(batch) > 0 {
-				w.store(ctx, batch)
+				if rest := w.store(ctx, batch); rest != nil {
+					return w.drain(rest)
+				}
 				batch = batch[:0]
 			}
 		}
@@ -274,9 +278,9 @@ func (w *AttemptWriter) drain(batch []queuedAttempt) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if !w.store(ctx, batch) {
-			n := len(batch) + len(w.q)
-			for _, q := range batch {
+		if rest := w.store(ctx, batch); rest != nil {
+			n := len(rest) + len(w.q)
+			for _, q := range rest {
 				settle(q, false)
 			}
 			for len(w.q) > 0 {
@@ -297,9 +301,10 @@ func settle(q queuedAttempt, stored bool) {
 // store writes batch: retrying with backoff while Postgres is unreachable
 // (rows are never dropped because Postgres is slow or briefly down), and
 // splitting it when Postgres refuses its content. It settles every row it
-// stored or dropped and reports false, settling nothing, when ctx ended
-// first.
-func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) bool {
+// stored or dropped; when ctx ends first it returns the rows it did not
+// settle (nil when it settled all), so the caller drains them rather than
+// forgetting them.
+func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) (rest []queuedAttempt) {
 	for n := 0; ; n++ {
 		err := w.write(ctx, batch)
 		if err == nil {
@@ -307,7 +312,7 @@ func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) bool {
 			for _, q := range batch {
 				settle(q, true)
 			}
-			return true
+			return nil
 		}
 		if w.refused(ctx, err) {
 			return w.split(ctx, batch)
@@ -316,7 +321,7 @@ func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) bool {
 			w.cfg.OnError(err)
 		}
 		if backoff.Catalog.Wait(ctx, n) != nil {
-			return false
+			return batch
 		}
 	}
 }
@@ -324,10 +329,13 @@ func (w *AttemptWriter) store(ctx context.Context, batch []queuedAttempt) bool {
 // split stores a batch Postgres refused for its content: halves are stored
 // on their own (and split again if refused), so only the refused rows are
 // singled out; a single refused row is stored in its safe form, or dropped.
-func (w *AttemptWriter) split(ctx context.Context, batch []queuedAttempt) bool {
+func (w *AttemptWriter) split(ctx context.Context, batch []queuedAttempt) (rest []queuedAttempt) {
 	if len(batch) > 1 {
 		mid := len(batch) / 2
-		return w.store(ctx, batch[:mid]) && w.store(ctx, batch[mid:])
+		if rest := w.store(ctx, batch[:mid]); rest != nil {
+			return append(rest[:len(rest):len(rest)], batch[mid:]...)
+		}
+		return w.store(ctx, batch[mid:])
 	}
 	q := batch[0]
 	safe := []queuedAttempt{{a: q.a.safeForm()}}
@@ -341,23 +349,23 @@ func (w *AttemptWriter) split(ctx context.Context, batch []queuedAttempt) bool {
 			w.cfg.OnError(err)
 		}
 		if backoff.Catalog.Wait(ctx, n) != nil {
-			return false
+			return batch
 		}
 	}
 	if err == nil {
 		w.written.Add(1)
 		settle(q, true)
-		return true
+		return nil
 	}
 	if ctx.Err() != nil {
-		return false
+		return batch
 	}
 	w.dropped.Add(1)
 	if w.cfg.OnRowDropped != nil {
 		w.cfg.OnRowDropped(q.a, err)
 	}
 	settle(q, true)
-	return true
+	return nil
 }
 
 // refused reports whether err means the rows themselves cannot be written:

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/testenv"
 )
@@ -137,5 +139,67 @@ func TestWriteThenOnAClosedWriterFailsWithoutCallingBack(t *testing.T) {
 	err := w.WriteThen(context.Background(), func(bool) { called = true }, attempt(1, time.Now()))
 	if err == nil || called {
 		t.Fatalf("WriteThen after close: err %v, called back %v; want ErrWriterClosed and no call", err, called)
+	}
+}
+
+// Rows a worker was still retrying when it was told to stop (SIGTERM during
+// a catalog outage) are written by the drain, not forgotten.
+func TestAttemptWriterDrainsTheBatchItWasRetrying(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "200"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	var failures atomic.Int64
+	w := catalog.NewAttemptWriter(pool, catalog.AttemptWriterConfig{
+		FlushInterval: 5 * time.Millisecond, DrainTimeout: 20 * time.Second,
+		OnError: func(error) { failures.Add(1) },
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	t.Cleanup(cancel)
+	// Warm up: the day partition exists before the table is locked.
+	settled := make(chan bool, 2)
+	if err := w.WriteThen(ctx, func(ok bool) { settled <- ok }, attempt(0, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	<-settled
+
+	// The catalog stops taking rows: every COPY times out.
+	lock, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `LOCK TABLE publish_attempts IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	var rows []catalog.Attempt
+	for i := 1; i <= 50; i++ {
+		rows = append(rows, attempt(i, time.Now()))
+	}
+	if err := w.WriteThen(ctx, func(ok bool) { settled <- ok }, rows...); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "the writer retrying the batch", func() bool { return failures.Load() >= 1 })
+	cancel() // SIGTERM while retrying
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if ok := <-settled; !ok {
+		t.Fatal("the batch being retried was reported not stored")
+	}
+	if n := countAttempts(t, db.Pool); n != 51 {
+		t.Fatalf("%d rows stored, want 51: the batch being retried at shutdown was lost", n)
 	}
 }
