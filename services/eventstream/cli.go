@@ -28,6 +28,8 @@ commands:
   token <tenant> [--scopes s] [--ttl d]
                               print a bearer token signed with the local HS256 secret
   benchtable                  read 'go test -bench' output on stdin, print a table of metrics
+  chaos [--seed n] [--duration d] [flags]
+                              run the fault-injection suite; exits non-zero on any loss
 
 Scopes are comma-separated: integrations:read, integrations:write, events:publish,
 events:read (the default is all four) and platform.
@@ -77,6 +79,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 	case "benchtable":
 		err = BenchTable(stdin, stdout)
+	case "chaos":
+		err = RunChaos(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "eventstream: unknown command %q\n\n%s", cmd, usage)
 		return 2

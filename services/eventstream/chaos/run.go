@@ -1,0 +1,316 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+)
+
+// FaultRecord is one injected fault and how the system came back from it.
+type FaultRecord struct {
+	Kind     string
+	Name     string
+	Injected time.Time
+	Healed   time.Time
+	Err      string // an Inject or Heal that failed
+	// Recovery is the time from Heal until every affected integration
+	// delivered again (among those that had anything left to deliver); -1
+	// when none delivered afterwards.
+	Recovery time.Duration
+}
+
+// Interruption is an integration the system stopped by itself during the
+// run; the suite, as an operator would, starts it again.
+type Interruption struct {
+	Integration string
+	At          time.Time
+	Reason      string
+}
+
+// IntegrationResult is one integration's verdict.
+type IntegrationResult struct {
+	Key, Target string
+	Filter      string
+	Expected    int // accepted events passing the filter
+	Delivered   int // distinct expected-or-not events received
+	Lost        int // expected, never received
+	Duplicates  int // receptions beyond the first
+	NoAttempt   int // received, but no SUCCESS row in publish_attempts
+	SuccessRows int
+	FailureRows int
+	Interrupted int
+	LostSample  []string
+}
+
+// Result is what a run found.
+type Result struct {
+	Seed           uint64
+	Duration       time.Duration
+	Workers        int
+	Dir            string
+	Schedule       []Step
+	Accepted       int // events ingest acknowledged
+	PublishRetries int64
+	Faults         []FaultRecord
+	Integrations   []IntegrationResult
+	Interruptions  []Interruption
+	RecoveredIn    time.Duration // from the last heal to the last expected delivery (or the deadline)
+	Recovered      bool
+	CrossTenant    int
+	BadSignature   int
+	Unknown        int
+	Problems       []string
+	HarnessErrors  []string
+	// Complete is set when the run got to its verdict.
+	Complete        bool
+	DroppedComplete int
+	S3Refused       int
+}
+
+// Lost is the number of expected deliveries that never happened.
+func (r *Result) Lost() int {
+	n := 0
+	for _, in := range r.Integrations {
+		n += in.Lost
+	}
+	return n
+}
+
+// MissingAttempts is the number of deliveries without a SUCCESS attempt row.
+func (r *Result) MissingAttempts() int {
+	n := 0
+	for _, in := range r.Integrations {
+		n += in.NoAttempt
+	}
+	return n
+}
+
+// OK reports a run without loss: every expected event delivered with its
+// attempt row, nothing crossed tenants, every signature valid.
+func (r *Result) OK() bool {
+	return r.Complete && r.Lost() == 0 && r.MissingAttempts() == 0 && r.CrossTenant == 0 && r.BadSignature == 0 && r.Unknown == 0
+}
+
+// Run runs the suite once: it starts the system, publishes and injects the
+// schedule's faults for o.Duration, waits up to o.Recovery for the system to
+// catch up, checks every integration and returns the result. An error means
+// the suite itself could not run (the result may still be partial).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	logw := o.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	var logMu sync.Mutex
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		fmt.Fprintf(logw, "chaos %6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+	dir, temp := o.Dir, o.Dir == ""
+	if temp {
+		var err error
+		if dir, err = os.MkdirTemp("", "eventstream-chaos-"); err != nil {
+			return nil, err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	res := &Result{Seed: o.Seed, Duration: o.Duration, Workers: o.Workers, Dir: dir,
+		Schedule: NewSchedule(o.Seed, o.Duration, o.weights())}
+	logf("seed %d, %s of faults, %d workers, data and logs in %s", o.Seed, o.Duration, o.Workers, dir)
+	logf("schedule:\n%s", FormatSchedule(res.Schedule))
+
+	ledger := newLedger()
+	sys, err := startSystem(ctx, o, dir, ledger, logf)
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		sys.close()
+		if temp && res.OK() && len(res.HarnessErrors) == 0 {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	logf("system up: ingest %s, config API %s, broker %s, s3 %s", sys.ingestURL, sys.configURL, sys.broker.addr, sys.s3.URL())
+
+	// Publishing runs from now until the faults end.
+	pubCtx, stopPublishing := context.WithCancel(ctx)
+	defer stopPublishing()
+	var pubs []*publisher
+	var pubWG sync.WaitGroup
+	runID := randomHex(4)
+	for i, t := range sys.tenants {
+		p := &publisher{sys: sys, ledger: ledger, tenant: t, run: runID,
+			rng:     rand.New(rand.NewPCG(o.Seed, uint64(1000+i))),
+			perTick: max(1, o.EventsPerSecond/4/len(sys.tenants)),
+			big:     o.BigEvents && i == len(sys.tenants)-1}
+		pubs = append(pubs, p)
+		pubWG.Go(func() { p.loop(pubCtx) })
+	}
+	// The operator restarts integrations the system stopped by itself.
+	opCtx, stopOperator := context.WithCancel(ctx)
+	var opWG sync.WaitGroup
+	var interruptMu sync.Mutex
+	opWG.Go(func() {
+		operate(opCtx, sys, func(in Interruption) {
+			interruptMu.Lock()
+			res.Interruptions = append(res.Interruptions, in)
+			interruptMu.Unlock()
+			logf("interrupted: %s: %s (started again)", in.Integration, in.Reason)
+		})
+	})
+	defer func() { stopOperator(); opWG.Wait() }()
+
+	// Faults start once every webhook integration delivers: a worker that
+	// never came up is not a fault's doing.
+	if err := waitUntil(ctx, 2*time.Minute, func() bool {
+		for _, in := range sys.integs {
+			if u, _ := ledger.delivered(in); in.receiver != nil && u == 0 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return res, fmt.Errorf("waiting for the first deliveries: %w", err)
+	}
+	logf("every webhook integration delivers; faults begin")
+
+	phase := time.Now()
+	faultAffects := map[int][]*integration{}
+	for _, step := range res.Schedule {
+		if !sleepUntil(ctx, phase.Add(step.At)) {
+			break
+		}
+		f := sys.fault(step)
+		rec := FaultRecord{Kind: f.Kind(), Name: f.Name(), Injected: time.Now()}
+		if err := f.Inject(ctx); err != nil {
+			rec.Err = "inject: " + err.Error()
+		}
+		logf("inject %s (hold %s)", f.Name(), step.Hold.Round(100*time.Millisecond))
+		sleepUntil(ctx, rec.Injected.Add(step.Hold))
+		if err := f.Heal(context.WithoutCancel(ctx)); err != nil {
+			rec.Err += " heal: " + err.Error()
+		}
+		rec.Healed = time.Now()
+		logf("healed %s", f.Name())
+		if rec.Err != "" {
+			logf("fault %s: %s", f.Name(), rec.Err)
+		}
+		res.Faults = append(res.Faults, rec)
+		faultAffects[len(res.Faults)-1] = f.Affects()
+		for _, err := range sys.workers.crashed() {
+			res.HarnessErrors = append(res.HarnessErrors, err.Error())
+			logf("%v; starting it again", err)
+		}
+		for i := range o.Workers {
+			_ = sys.workers.start(i) // no-op for a running worker
+		}
+	}
+	sleepUntil(ctx, phase.Add(o.Duration))
+	stopPublishing()
+	pubWG.Wait()
+	lastHeal := time.Now()
+	for _, p := range pubs {
+		res.PublishRetries += p.retries.Load()
+	}
+	res.Accepted = len(ledger.accepted)
+	logf("faults over: %d faults, %d events accepted; waiting up to %s for recovery", len(res.Faults), res.Accepted, o.Recovery)
+
+	// Recovery: wait until every expected event is delivered and has its
+	// attempt row, or the deadline passes.
+	s3cache := map[string]s3File{}
+	err = waitUntil(ctx, o.Recovery, func() bool {
+		for _, in := range sys.integs {
+			if in.Target == catalog.TargetS3 {
+				lines, _ := readBucket(sys.s3.dir, in.bucket, s3cache)
+				ids := map[string]bool{}
+				for _, l := range lines {
+					ids[l.eventID] = true
+				}
+				if ledger.missingFrom(in, ids) > 0 {
+					return false
+				}
+			} else if len(ledger.missing(in)) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	res.Recovered = err == nil
+	res.RecoveredIn = time.Since(lastHeal)
+	if err == nil {
+		// Deliveries are complete; attempt rows follow within the writer's
+		// batching interval.
+		_ = waitUntil(ctx, 30*time.Second, func() bool {
+			missing, _ := missingAttemptRows(ctx, sys, ledger)
+			return missing == 0
+		})
+	}
+	logf("recovery wait over after %s (complete: %v)", res.RecoveredIn.Round(100*time.Millisecond), res.Recovered)
+	stopOperator()
+	opWG.Wait()
+
+	// Verdict.
+	for _, in := range sys.integs {
+		if in.Target == catalog.TargetS3 {
+			lines, err := readBucket(sys.s3.dir, in.bucket, s3cache)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				res.HarnessErrors = append(res.HarnessErrors, fmt.Sprintf("reading bucket %s: %v", in.bucket, err))
+			}
+			ledger.recordS3(in, lines)
+		}
+	}
+	rows, err := attemptRows(ctx, sys)
+	if err != nil {
+		res.HarnessErrors = append(res.HarnessErrors, fmt.Sprintf("reading publish_attempts: %v", err))
+	}
+	for _, in := range sys.integs {
+		ir := IntegrationResult{Key: in.key(), Target: in.Target, Filter: filterText(in)}
+		ir.Expected = len(ledger.expected(in))
+		missing := ledger.missing(in)
+		ir.Lost = len(missing)
+		if len(missing) > 5 {
+			missing = missing[:5]
+		}
+		ir.LostSample = missing
+		ir.Delivered, ir.Duplicates = ledger.delivered(in)
+		for _, id := range ledger.deliveredIDs(in) {
+			if rows[in.key()][id].success == 0 {
+				ir.NoAttempt++
+			}
+		}
+		for _, r := range rows[in.key()] {
+			ir.SuccessRows += r.success
+			ir.FailureRows += r.failure
+		}
+		for _, x := range res.Interruptions {
+			if x.Integration == in.key() {
+				ir.Interrupted++
+			}
+		}
+		res.Integrations = append(res.Integrations, ir)
+	}
+	for i := range res.Faults {
+		res.Faults[i].Recovery = recovery(sys, ledger, faultAffects[i], res.Faults[i].Healed)
+	}
+	ledger.mu.Lock()
+	res.CrossTenant, res.BadSignature, res.Unknown = ledger.crossTenant, ledger.badSignature, ledger.unknown
+	res.Problems = append(res.Problems, ledger.problems...)
+	ledger.mu.Unlock()
+	sys.s3.mu.Lock()
+	res.DroppedComplete, res.S3Refused = sys.s3.dropped, sys.s3.refused
+	sys.s3.mu.Unlock()
+	res.Complete = true
+	return res, nil
+}
