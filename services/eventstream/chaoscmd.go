@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	"github.com/eventstream/eventstream/services/eventstream/chaos"
@@ -16,7 +17,7 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	o := chaos.DefaultOptions()
 	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Uint64Var(&o.Seed, "seed", o.Seed, "seed of the fault schedule, the events and the endpoints' choices")
+	fs.Uint64Var(&o.Seed, "seed", 0, "seed of the fault schedule, the events and the endpoints' choices (0: a random one)")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "how long faults are injected while events are published")
 	fs.DurationVar(&o.Recovery, "recovery", o.Recovery, "how long to wait after the last fault for every delivery")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "delivery worker processes (at least 2)")
@@ -33,6 +34,9 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "usage: eventstream chaos [flags]")
 		return errUsage
+	}
+	if o.Seed == 0 {
+		o.Seed = rand.Uint64N(1_000_000) + 1 // short enough to type back
 	}
 	if *faults != "" {
 		w, err := chaos.ParseWeights(*faults)

@@ -170,6 +170,7 @@ type s3Fault struct {
 	mode   int
 	status int
 	s3     []*integration
+	before int // dropped completions before Inject
 }
 
 func (f *s3Fault) Kind() string {
@@ -184,9 +185,23 @@ func (f *s3Fault) Name() string {
 	}
 	return fmt.Sprintf("s3-%d", f.status)
 }
-func (f *s3Fault) Affects() []*integration      { return f.s3 }
-func (f *s3Fault) Inject(context.Context) error { f.e.setMode(f.mode, f.status); return nil }
-func (f *s3Fault) Heal(context.Context) error   { f.e.setMode(s3OK, 0); return nil }
+func (f *s3Fault) Affects() []*integration { return f.s3 }
+func (f *s3Fault) Inject(context.Context) error {
+	f.before = f.e.droppedCount()
+	f.e.setMode(f.mode, f.status)
+	return nil
+}
+
+// Heal of s3-drop-complete first waits (up to 30 s) for a completion to
+// drop: multipart files close only every few seconds, and a fault that
+// dropped nothing tested nothing.
+func (f *s3Fault) Heal(ctx context.Context) error {
+	if f.mode == s3DropComplete {
+		_ = waitUntil(ctx, 30*time.Second, func() bool { return f.e.droppedCount() > f.before })
+	}
+	f.e.setMode(s3OK, 0)
+	return nil
+}
 
 var s3ErrorStatuses = []int{http.StatusInternalServerError, http.StatusServiceUnavailable}
 

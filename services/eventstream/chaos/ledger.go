@@ -52,6 +52,8 @@ type Ledger struct {
 	// acknowledged or not (an unacknowledged one may still be in the log).
 	attempted map[string]string // event id → tenant
 	seen      map[string]map[string]int
+	// firstSeen is when each integration first received each event.
+	firstSeen map[string]map[string]time.Time
 	// deliveredAt are the times of each integration's deliveries, in order.
 	deliveredAt map[string][]time.Time
 	// problems are deliveries that must never happen: another tenant's event,
@@ -67,6 +69,7 @@ func newLedger() *Ledger {
 		accepted:    map[string]published{},
 		attempted:   map[string]string{},
 		seen:        map[string]map[string]int{},
+		firstSeen:   map[string]map[string]time.Time{},
 		deliveredAt: map[string][]time.Time{},
 	}
 }
@@ -111,6 +114,10 @@ func (l *Ledger) observeLocked(in *integration, o observation, at time.Time) {
 	}
 	if l.seen[k] == nil {
 		l.seen[k] = map[string]int{}
+		l.firstSeen[k] = map[string]time.Time{}
+	}
+	if l.seen[k][o.eventID] == 0 {
+		l.firstSeen[k][o.eventID] = at
 	}
 	l.seen[k][o.eventID]++
 	l.deliveredAt[k] = append(l.deliveredAt[k], at)
@@ -172,6 +179,13 @@ func (l *Ledger) deliveredIDs(in *integration) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// receivedAt returns when in first received event id (zero for S3 lines).
+func (l *Ledger) receivedAt(in *integration, id string) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.firstSeen[in.key()][id]
 }
 
 // firstDeliveryAfter returns when in next received an event at or after t.

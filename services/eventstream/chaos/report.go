@@ -70,6 +70,11 @@ func (r *Result) Report(w io.Writer) {
 			fmt.Fprintf(w, "lost by %s (first %d of %d): %s\n", in.Key, len(in.LostSample), in.Lost, strings.Join(in.LostSample, " "))
 		}
 	}
+	for _, in := range r.Integrations {
+		for _, x := range in.NoAttemptSample {
+			fmt.Fprintf(w, "no attempt row for %s: %s\n", in.Key, x)
+		}
+	}
 	for _, x := range r.Interruptions {
 		fmt.Fprintf(w, "interrupted %s at %s: %s\n", x.Integration, x.At.Format("15:04:05.000"), x.Reason)
 	}

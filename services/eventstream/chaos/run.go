@@ -47,6 +47,9 @@ type IntegrationResult struct {
 	FailureRows int
 	Interrupted int
 	LostSample  []string
+	// NoAttemptSample names a few deliveries without a SUCCESS row, with
+	// when they arrived relative to the faults.
+	NoAttemptSample []string
 }
 
 // Result is what a run found.
@@ -56,7 +59,8 @@ type Result struct {
 	Workers        int
 	Dir            string
 	Schedule       []Step
-	Accepted       int // events ingest acknowledged
+	Started        time.Time // when the fault phase began
+	Accepted       int       // events ingest acknowledged
 	PublishRetries int64
 	Faults         []FaultRecord
 	Integrations   []IntegrationResult
@@ -187,17 +191,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	logf("every webhook integration delivers; faults begin")
 
 	phase := time.Now()
+	res.Started = phase
 	faultAffects := map[int][]*integration{}
 	for _, step := range res.Schedule {
 		if !sleepUntil(ctx, phase.Add(step.At)) {
 			break
 		}
 		f := sys.fault(step)
+		logf("inject %s (hold %s)", f.Name(), step.Hold.Round(100*time.Millisecond))
 		rec := FaultRecord{Kind: f.Kind(), Name: f.Name(), Injected: time.Now()}
 		if err := f.Inject(ctx); err != nil {
 			rec.Err = "inject: " + err.Error()
 		}
-		logf("inject %s (hold %s)", f.Name(), step.Hold.Round(100*time.Millisecond))
 		sleepUntil(ctx, rec.Injected.Add(step.Hold))
 		if err := f.Heal(context.WithoutCancel(ctx)); err != nil {
 			rec.Err += " heal: " + err.Error()
@@ -288,6 +293,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		for _, id := range ledger.deliveredIDs(in) {
 			if rows[in.key()][id].success == 0 {
 				ir.NoAttempt++
+				if len(ir.NoAttemptSample) < 5 {
+					ir.NoAttemptSample = append(ir.NoAttemptSample,
+						fmt.Sprintf("%s (%s)", id, whenInRun(ledger.receivedAt(in, id), phase, res.Faults)))
+				}
 			}
 		}
 		for _, r := range rows[in.key()] {
@@ -313,4 +322,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	sys.s3.mu.Unlock()
 	res.Complete = true
 	return res, nil
+}
+
+// whenInRun places t among the faults: "+12.3s, during worker-sigkill
+// worker 1" or "+15.0s, 2.1s after postgres-restart healed".
+func whenInRun(t, phase time.Time, faults []FaultRecord) string {
+	if t.IsZero() {
+		return "time unknown"
+	}
+	at := fmt.Sprintf("delivered at +%.1fs", t.Sub(phase).Seconds())
+	for i := len(faults) - 1; i >= 0; i-- {
+		f := faults[i]
+		if f.Injected.After(t) {
+			continue
+		}
+		if !t.After(f.Healed) {
+			return at + ", during " + f.Name
+		}
+		return fmt.Sprintf("%s, %.1fs after %s healed", at, t.Sub(f.Healed).Seconds(), f.Name)
+	}
+	return at + ", before the first fault"
 }

@@ -3,7 +3,6 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -135,6 +134,12 @@ func (e *s3Endpoint) count(n *int) {
 	e.mu.Unlock()
 }
 
+func (e *s3Endpoint) droppedCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.dropped
+}
+
 func (e *s3Endpoint) noteStored(bucket string) {
 	e.mu.Lock()
 	e.stored[bucket] = append(e.stored[bucket], time.Now())
@@ -178,5 +183,3 @@ func (w *statusWriter) Flush() {
 		f.Flush()
 	}
 }
-
-var errNoObjects = errors.New("no objects")

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -112,10 +114,7 @@ func startSystem(ctx context.Context, o Options, dir string, l *Ledger, logf fun
 		"INGEST_TENANT_CACHE_TTL": "10m",
 	}
 	getenv := func(k string) string { return env[k] }
-	if err := s.startIngest(ctx, getenv, store); err != nil {
-		return s, err
-	}
-	if err := s.startConfigAPI(ctx, getenv, store); err != nil {
+	if err := s.startAPIs(ctx, getenv, store); err != nil {
 		return s, err
 	}
 	if err := s.provision(ctx, store, l); err != nil {
@@ -182,6 +181,25 @@ func buildDelivery(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("building the delivery worker: %w: %s", err, out)
 	}
 	return bin, nil
+}
+
+// startAPIs starts ingest and the config API in this process. They log
+// through slog.Default() as it is when they are built: it points at
+// dir/services.log meanwhile, so their (expected) errors while Postgres or
+// the broker is down do not drown the suite's progress.
+func (s *system) startAPIs(ctx context.Context, getenv func(string) string, store *catalog.Store) error {
+	lf, err := os.OpenFile(filepath.Join(s.dir, "services.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	s.stopAPIs = append(s.stopAPIs, func() { lf.Close() })
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(lf, nil)))
+	defer slog.SetDefault(prev)
+	if err := s.startIngest(ctx, getenv, store); err != nil {
+		return err
+	}
+	return s.startConfigAPI(ctx, getenv, store)
 }
 
 func (s *system) startIngest(ctx context.Context, getenv func(string) string, store *catalog.Store) error {
