@@ -27,6 +27,7 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.Hostile, "hostile", o.Hostile, "include hostile webhook response bodies in the schedule")
 	fs.BoolVar(&o.BigEvents, "big-events", o.BigEvents, "publish bursts of ~240 KiB events (multipart S3 files)")
 	faults := fs.String("faults", "", "fault kinds to draw, as kind=weight,... (default: every kind; see package chaos)")
+	plan := fs.Bool("plan", false, "print the fault schedule of this seed and duration, run nothing")
 	quiet := fs.Bool("quiet", false, "print only the table, not the progress")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -44,6 +45,17 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		o.Weights = w
+	}
+	if *plan {
+		w := o.Weights
+		if w == nil {
+			w = chaos.DefaultWeights()
+		}
+		if !o.Hostile {
+			w[chaos.KindWebhookHostile] = 0
+		}
+		fmt.Fprintf(stdout, "seed %d, %s of faults:\n%s", o.Seed, o.Duration, chaos.FormatSchedule(chaos.NewSchedule(o.Seed, o.Duration, w)))
+		return nil
 	}
 	if !*quiet {
 		o.Log = stderr

@@ -21,7 +21,7 @@ func TestChaos(t *testing.T) {
 		t.Skip("fault injection takes about 90 s; skipped with -short")
 	}
 	o := chaos.DefaultOptions()
-	o.Seed = 8
+	o.Seed = 25 // 60 s of it draw a broker restart, hostile bodies, a SIGKILL, a dropped S3 completion, a paused Postgres
 	o.Duration = 60 * time.Second
 	o.Recovery = 2 * time.Minute
 	if v := os.Getenv("CHAOS_SEED"); v != "" {

@@ -189,6 +189,9 @@ func (f *s3Fault) Affects() []*integration { return f.s3 }
 func (f *s3Fault) Inject(context.Context) error {
 	f.before = f.e.droppedCount()
 	f.e.setMode(f.mode, f.status)
+	if f.mode == s3DropComplete && f.e.onDropArmed != nil {
+		f.e.onDropArmed()
+	}
 	return nil
 }
 
@@ -207,6 +210,9 @@ var s3ErrorStatuses = []int{http.StatusInternalServerError, http.StatusServiceUn
 
 // fault builds the Fault a schedule step names, on the target it draws.
 func (s *system) fault(st Step) Fault {
+	// Recovery after process and infrastructure faults is measured on the
+	// webhook integrations: an S3 integration shows a delivery only when a
+	// file closes (S3_MAX_FILE_AGE later), which would measure the file age.
 	var hooks, s3s []*integration
 	for _, in := range s.integs {
 		if in.Target == catalog.TargetS3 {
@@ -217,18 +223,18 @@ func (s *system) fault(st Step) Fault {
 	}
 	switch st.Kind {
 	case KindWorkerKill:
-		return &workerFault{w: s.workers, i: st.Target % s.opts.Workers, sig: syscall.SIGKILL, all: s.integs}
+		return &workerFault{w: s.workers, i: st.Target % s.opts.Workers, sig: syscall.SIGKILL, all: hooks}
 	case KindWorkerTerm:
-		return &workerFault{w: s.workers, i: st.Target % s.opts.Workers, sig: syscall.SIGTERM, all: s.integs}
+		return &workerFault{w: s.workers, i: st.Target % s.opts.Workers, sig: syscall.SIGTERM, all: hooks}
 	case KindPostgresPause:
-		return &postgresPause{pg: s.pg, all: s.integs}
+		return &postgresPause{pg: s.pg, all: hooks}
 	case KindPostgresRestart:
-		return &postgresRestart{pg: s.pg, all: s.integs}
+		return &postgresRestart{pg: s.pg, all: hooks}
 	case KindBrokerErrors:
 		c := brokerErrorChoices[st.Target%len(brokerErrorChoices)]
-		return &brokerErrors{b: s.broker, key: c.key, code: c.code, all: s.integs}
+		return &brokerErrors{b: s.broker, key: c.key, code: c.code, all: hooks}
 	case KindBrokerRestart:
-		return &brokerRestart{b: s.broker, all: s.integs}
+		return &brokerRestart{b: s.broker, all: hooks}
 	case KindS3Error:
 		return &s3Fault{e: s.s3, mode: s3Error, status: s3ErrorStatuses[st.Target%len(s3ErrorStatuses)], s3: s3s}
 	case KindS3DropComplete:

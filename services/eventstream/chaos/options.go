@@ -29,9 +29,9 @@ type Options struct {
 	// Hostile keeps webhook-hostile (NUL, invalid UTF-8, a character cut at
 	// the 1 KiB cap, a huge body) in the schedule.
 	Hostile bool
-	// BigEvents publishes bursts of ~240 KiB events to one tenant, so its S3
-	// files pass the 5 MiB part size and go through multipart uploads (the
-	// path s3-drop-complete breaks).
+	// BigEvents publishes bursts of ~240 KiB events to one tenant (every
+	// minute, and when s3-drop-complete is injected), so its S3 files pass
+	// the 5 MiB part size and go through multipart uploads.
 	BigEvents bool
 	// Weights override DefaultWeights (nil: the defaults).
 	Weights Weights

@@ -27,7 +27,9 @@ type publisher struct {
 	seq    int
 	// perTick is the mean batch size per 250 ms tick.
 	perTick int
-	big     bool // bursts of big events every 15 s
+	big     bool // bursts of big events: every minute and on request
+	burst   chan struct{}
+	workers int
 	retries atomic.Int64
 }
 
@@ -48,6 +50,9 @@ func (p *publisher) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-p.burst:
+			p.bigBurst(ctx)
+			continue
 		case <-tick.C:
 		}
 		n := 1 + p.rng.IntN(2*p.perTick)
@@ -57,13 +62,23 @@ func (p *publisher) loop(ctx context.Context) {
 		}
 		p.publish(ctx, batch)
 		if p.big && time.Now().After(nextBurst) {
-			nextBurst = time.Now().Add(15 * time.Second)
-			burst := make([]eventIn, 0, 22)
-			for range 22 {
-				burst = append(burst, p.event(bigPad))
-			}
-			p.publish(ctx, burst)
+			nextBurst = time.Now().Add(time.Minute)
+			p.bigBurst(ctx)
 		}
+	}
+}
+
+// bigBurst publishes enough ~240 KiB events that every worker's file of
+// this tenant passes the 5 MiB part size (a multipart upload), in requests
+// under ingest's 8 MiB body limit.
+func (p *publisher) bigBurst(ctx context.Context) {
+	n := 26 * p.workers
+	for n > 0 {
+		batch := make([]eventIn, 0, 20)
+		for ; n > 0 && len(batch) < 20; n-- {
+			batch = append(batch, p.event(bigPad))
+		}
+		p.publish(ctx, batch)
 	}
 }
 

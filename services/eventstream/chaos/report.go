@@ -38,7 +38,7 @@ func (r *Result) Report(w io.Writer) {
 		p50, mx := "-", "-"
 		if d := byKind[k]; len(d) > 0 {
 			sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-			p50, mx = secs(d[len(d)/2]), secs(d[len(d)-1])
+			p50, mx = secs(d[(len(d)-1)/2]), secs(d[len(d)-1])
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t\n", k, counts[k], p50, mx)
 	}

@@ -158,7 +158,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		p := &publisher{sys: sys, ledger: ledger, tenant: t, run: runID,
 			rng:     rand.New(rand.NewPCG(o.Seed, uint64(1000+i))),
 			perTick: max(1, o.EventsPerSecond/4/len(sys.tenants)),
-			big:     o.BigEvents && i == len(sys.tenants)-1}
+			big:     o.BigEvents && i == len(sys.tenants)-1,
+			burst:   make(chan struct{}, 1), workers: o.Workers}
+		if p.big {
+			// s3-drop-complete asks for a burst: multipart uploads (the
+			// only ones with a CompleteMultipartUpload) need files > 5 MiB.
+			sys.s3.onDropArmed = func() {
+				select {
+				case p.burst <- struct{}{}:
+				default:
+				}
+			}
+		}
 		pubs = append(pubs, p)
 		pubWG.Go(func() { p.loop(pubCtx) })
 	}

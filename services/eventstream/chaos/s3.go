@@ -35,6 +35,10 @@ type s3Endpoint struct {
 	ln    net.Listener
 	proxy *httputil.ReverseProxy
 
+	// onDropArmed, when set, runs as s3-drop-complete is injected (the
+	// publisher then sends big events, so a multipart upload completes).
+	onDropArmed func()
+
 	mu     sync.Mutex
 	mode   int
 	status int // for s3Error
