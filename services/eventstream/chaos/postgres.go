@@ -39,8 +39,12 @@ func (p *postgres) start(ctx context.Context) error {
 	if p.srv != nil {
 		return nil
 	}
+	tmpl, err := templateDataDir(ctx)
+	if err != nil {
+		return err
+	}
 	// fsync stays on (not Ephemeral): a restart must keep what was committed.
-	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: p.dir, Port: p.port})
+	srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: p.dir, TemplateDir: tmpl, Port: p.port})
 	if err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
 	}
@@ -80,4 +84,32 @@ func (p *postgres) signal(sig syscall.Signal) error {
 		return fmt.Errorf("signalling postgres (pgid %d): %w", pid, err)
 	}
 	return nil
+}
+
+// templateDataDir returns an initialised, empty cluster made once per machine
+// and PostgreSQL version (copying it is much faster than initdb).
+func templateDataDir(ctx context.Context) (string, error) {
+	bin, err := pgserver.FindBinDir(ctx)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(os.TempDir(), "eventstream-chaos-pg-template-"+filepath.Base(filepath.Dir(bin)))
+	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); err == nil {
+		return dir, nil
+	}
+	tmp, err := os.MkdirTemp("", "eventstream-chaos-initdb-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	if err := pgserver.InitDB(ctx, bin, filepath.Join(tmp, "data")); err != nil {
+		return "", err
+	}
+	// Rename is atomic: of two runs racing here, one wins, both use its dir.
+	if err := os.Rename(filepath.Join(tmp, "data"), dir); err != nil {
+		if _, statErr := os.Stat(filepath.Join(dir, "PG_VERSION")); statErr != nil {
+			return "", fmt.Errorf("installing the template data dir: %w", err)
+		}
+	}
+	return dir, nil
 }

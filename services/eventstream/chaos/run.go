@@ -7,11 +7,15 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 )
+
+// calmTail is how long publishing goes on after the last fault.
+const calmTail = 10 * time.Second
 
 // FaultRecord is one injected fault and how the system came back from it.
 type FaultRecord struct {
@@ -233,7 +237,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			_ = sys.workers.start(i) // no-op for a running worker
 		}
 	}
-	sleepUntil(ctx, phase.Add(o.Duration))
+	// Publishing goes on for a calm tail after the faults, so the last
+	// fault's recovery shows in new deliveries too.
+	sleepUntil(ctx, phase.Add(o.Duration+calmTail))
 	stopPublishing()
 	pubWG.Wait()
 	lastHeal := time.Now()
@@ -246,7 +252,18 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// Recovery: wait until every expected event is delivered and has its
 	// attempt row, or the deadline passes.
 	s3cache := map[string]s3File{}
+	nextNote := time.Now().Add(15 * time.Second)
 	err = waitUntil(ctx, o.Recovery, func() bool {
+		if time.Now().After(nextNote) {
+			nextNote = time.Now().Add(15 * time.Second)
+			var waiting []string
+			for _, in := range sys.integs {
+				if n := len(ledger.missing(in)); n > 0 && in.Target == catalog.TargetWebhook {
+					waiting = append(waiting, fmt.Sprintf("%s %d", in.key(), n))
+				}
+			}
+			logf("still waiting for webhook deliveries: %s", strings.Join(waiting, ", "))
+		}
 		for _, in := range sys.integs {
 			if in.Target == catalog.TargetS3 {
 				lines, _ := readBucket(sys.s3.dir, in.bucket, s3cache)

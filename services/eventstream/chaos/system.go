@@ -81,6 +81,7 @@ func startSystem(ctx context.Context, o Options, dir string, l *Ledger, logf fun
 	if _, err := catalog.Migrate(ctx, s.pool); err != nil {
 		return s, err
 	}
+	logf("postgres up on port %d, catalog migrated", s.pg.port)
 	if s.broker, err = startBroker(filepath.Join(dir, "kafka")); err != nil {
 		return s, err
 	}
@@ -123,6 +124,7 @@ func startSystem(ctx context.Context, o Options, dir string, l *Ledger, logf fun
 
 	bin := o.DeliveryBin
 	if bin == "" {
+		logf("building the delivery worker (go build)")
 		if bin, err = buildDelivery(ctx, dir); err != nil {
 			return s, err
 		}
