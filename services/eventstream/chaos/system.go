@@ -39,7 +39,6 @@ import (
 type system struct {
 	opts Options
 	dir  string
-	log  func(format string, args ...any)
 
 	pg      *postgres
 	pool    *pgxpool.Pool
@@ -61,7 +60,7 @@ type system struct {
 const topicPartitions = 4
 
 func startSystem(ctx context.Context, o Options, dir string, l *Ledger, logf func(string, ...any)) (s *system, err error) {
-	s = &system{opts: o, dir: dir, log: logf, tokens: map[string]string{},
+	s = &system{opts: o, dir: dir, tokens: map[string]string{},
 		httpClient: &http.Client{Timeout: 15 * time.Second}}
 	defer func() {
 		if err != nil {

@@ -83,24 +83,6 @@ func (w *workers) signal(i int, sig syscall.Signal, grace time.Duration) error {
 	}
 }
 
-// running returns the indexes of the running workers.
-func (w *workers) running() []int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var out []int
-	for i, p := range w.procs {
-		if p == nil {
-			continue
-		}
-		select {
-		case <-p.exited:
-		default:
-			out = append(out, i)
-		}
-	}
-	return out
-}
-
 // crashed returns workers that exited without being told to.
 func (w *workers) crashed() []error {
 	w.mu.Lock()
