@@ -62,17 +62,19 @@ bench: ## run every benchmark and print a table of their metrics (raw output in 
 		| tee bin/bench.out || status=$$?; \
 	echo; bin/eventstream benchtable < bin/bench.out || status=1; exit $$status
 
-# Fault injection (make chaos): how long faults are injected, and the seed
-# of their schedule (empty: a random one, printed so the run can be repeated).
-DURATION ?= 2m
-SEED     ?=
+# Fault injection (make chaos): how long faults are injected, the seed of
+# their schedule (empty: a random one, printed so the run can be repeated),
+# and further flags of `eventstream chaos` (e.g. --hostile=false, --workers 3).
+DURATION    ?= 2m
+SEED        ?=
+CHAOS_FLAGS ?=
 
 .PHONY: chaos
 chaos: ## fault-injection suite: DURATION of seeded faults (SEED=n repeats a run), then the loss check and its table
 	@mkdir -p bin
 	$(GO) build -o bin/delivery ./services/delivery/cmd/delivery
 	$(GO) build -o bin/eventstream $(CLI)
-	bin/eventstream chaos --duration $(DURATION) $(if $(SEED),--seed $(SEED)) --delivery-bin bin/delivery
+	bin/eventstream chaos --duration $(DURATION) $(if $(SEED),--seed $(SEED)) --delivery-bin bin/delivery $(CHAOS_FLAGS)
 
 .PHONY: tenant
 tenant: ## provision TENANT=<name> in the running local stack; the last line is a bearer token
