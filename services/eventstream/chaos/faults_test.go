@@ -27,25 +27,29 @@ func TestS3DropCompleteStoresTheObjectAndDropsTheReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.close)
-	do := func(method, path string, body []byte) (*http.Response, []byte, error) {
+	type answer struct {
+		status int
+		etag   string
+	}
+	do := func(method, path string, body []byte) (answer, []byte, error) {
 		req, _ := http.NewRequestWithContext(ctx, method, e.URL()+path, bytes.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return nil, nil, err
+			return answer{}, nil, err
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		return resp, b, nil
+		return answer{resp.StatusCode, resp.Header.Get("ETag")}, b, nil
 	}
 	// s3-5xx refuses writes.
 	e.setMode(s3Error, http.StatusServiceUnavailable)
-	if resp, _, err := do(http.MethodPut, "/b/refused", []byte("x")); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+	if resp, _, err := do(http.MethodPut, "/b/refused", []byte("x")); err != nil || resp.status != http.StatusServiceUnavailable {
 		t.Fatalf("PUT under s3-503: %v, %v; want 503", resp, err)
 	}
 	e.setMode(s3OK, 0)
 
 	resp, b, err := do(http.MethodPost, "/b/obj?uploads", nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if err != nil || resp.status != http.StatusOK {
 		t.Fatalf("CreateMultipartUpload: %v %s", err, b)
 	}
 	var created struct{ UploadId string }
@@ -53,10 +57,10 @@ func TestS3DropCompleteStoresTheObjectAndDropsTheReply(t *testing.T) {
 		t.Fatalf("CreateMultipartUpload answer %s: %v", b, err)
 	}
 	resp, b, err = do(http.MethodPut, "/b/obj?partNumber=1&uploadId="+created.UploadId, []byte("hello"))
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if err != nil || resp.status != http.StatusOK {
 		t.Fatalf("UploadPart: %v %s", err, b)
 	}
-	complete := `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>` + resp.Header.Get("ETag") + `</ETag></Part></CompleteMultipartUpload>`
+	complete := `<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>` + resp.etag + `</ETag></Part></CompleteMultipartUpload>`
 
 	e.setMode(s3DropComplete, 0)
 	if _, _, err := do(http.MethodPost, "/b/obj?uploadId="+created.UploadId, []byte(complete)); err == nil {

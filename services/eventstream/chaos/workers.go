@@ -94,7 +94,11 @@ func (w *workers) crashed() []error {
 		}
 		select {
 		case <-p.exited:
-			errs = append(errs, fmt.Errorf("worker %d exited on its own: %v", i, p.err))
+			err := p.err
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			errs = append(errs, fmt.Errorf("worker %d exited on its own: %w", i, err))
 			w.procs[i] = nil
 		default:
 		}
