@@ -45,6 +45,17 @@ func (r *Result) Report(w io.Writer) {
 	fmt.Fprintf(tw, "total\t%d\t\t\t\n", len(r.Faults))
 	_ = tw.Flush()
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "each fault (at: from the start of the fault phase; recovery: from its end until the affected integrations delivered again):")
+	fmt.Fprintln(w, "       at   held  recovery  fault")
+	for _, f := range r.Faults {
+		rec := "-"
+		if f.Recovery >= 0 {
+			rec = secs(f.Recovery)
+		}
+		fmt.Fprintf(w, "  +%6.1fs  %5s  %8s  %s\n", f.Injected.Sub(r.Started).Seconds(),
+			secs(f.Healed.Sub(f.Injected)), rec, f.Name)
+	}
+	fmt.Fprintln(w)
 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "integration\ttarget\tfilter\texpected\tdelivered\tlost\tduplicates\tdup ratio\tno attempt row\tinterrupted\t")
