@@ -86,6 +86,12 @@ func (l *Ledger) accept(id string, p published) {
 	l.mu.Unlock()
 }
 
+func (l *Ledger) acceptedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.accepted)
+}
+
 // observe records that in's endpoint received an event as delivered.
 func (l *Ledger) observe(in *integration, o observation) {
 	l.mu.Lock()

@@ -17,9 +17,10 @@ func (r *Result) Report(w io.Writer) {
 	fmt.Fprintf(w, "events accepted by ingest: %d (publish retries during faults: %d)\n", r.Accepted, r.PublishRetries)
 	rec := "complete"
 	if !r.Recovered {
-		rec = "NOT complete at the deadline"
+		rec = "NOT complete at the deadline,"
 	}
-	fmt.Fprintf(w, "recovery after the last fault: %s (%s)\n\n", r.RecoveredIn.Round(100*time.Millisecond), rec)
+	fmt.Fprintf(w, "deliveries %s %s after publishing stopped (publishing stops %s after the last fault)\n\n", rec,
+		r.RecoveredIn.Round(100*time.Millisecond), calmTail)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "fault\tcount\trecovery p50\trecovery max\t")

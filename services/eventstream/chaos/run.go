@@ -69,7 +69,7 @@ type Result struct {
 	Faults         []FaultRecord
 	Integrations   []IntegrationResult
 	Interruptions  []Interruption
-	RecoveredIn    time.Duration // from the last heal to the last expected delivery (or the deadline)
+	RecoveredIn    time.Duration // from the end of publishing to the last expected delivery (or the deadline)
 	Recovered      bool
 	CrossTenant    int
 	BadSignature   int
@@ -114,16 +114,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	logw := o.Log
-	if logw == nil {
-		logw = io.Discard
-	}
-	var logMu sync.Mutex
-	start := time.Now()
-	logf := func(format string, args ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintf(logw, "chaos %6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	r := &run{o: o, ledger: newLedger(), start: time.Now(), log: o.Log}
+	if r.log == nil {
+		r.log = io.Discard
 	}
 	dir, temp := o.Dir, o.Dir == ""
 	if temp {
@@ -134,32 +127,81 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	res := &Result{Seed: o.Seed, Duration: o.Duration, Workers: o.Workers, Dir: dir,
+	r.res = &Result{Seed: o.Seed, Duration: o.Duration, Workers: o.Workers, Dir: dir,
 		Schedule: NewSchedule(o.Seed, o.Duration, o.weights())}
-	logf("seed %d, %s of faults, %d workers, data and logs in %s", o.Seed, o.Duration, o.Workers, dir)
-	logf("schedule:\n%s", FormatSchedule(res.Schedule))
+	r.logf("seed %d, %s of faults, %d workers, data and logs in %s", o.Seed, o.Duration, o.Workers, dir)
+	r.logf("schedule:\n%s", FormatSchedule(r.res.Schedule))
 
-	ledger := newLedger()
-	sys, err := startSystem(ctx, o, dir, ledger, logf)
+	sys, err := startSystem(ctx, o, dir, r.ledger, r.logf)
 	if err != nil {
-		return res, err
+		return r.res, err
 	}
+	r.sys = sys
 	defer func() {
 		sys.close()
-		if temp && res.OK() && len(res.HarnessErrors) == 0 {
+		if temp && r.res.OK() && len(r.res.HarnessErrors) == 0 {
 			_ = os.RemoveAll(dir)
 		}
 	}()
-	logf("system up: ingest %s, config API %s, broker %s, s3 %s", sys.ingestURL, sys.configURL, sys.broker.addr, sys.s3.URL())
+	r.logf("system up: ingest %s, config API %s, broker %s, s3 %s", sys.ingestURL, sys.configURL, sys.broker.addr, sys.s3.URL())
 
-	// Publishing runs from now until the faults end.
+	// The operator restarts integrations the system stopped by itself,
+	// from now until the verdict.
+	opCtx, stopOperator := context.WithCancel(ctx)
+	var opWG sync.WaitGroup
+	var interruptMu sync.Mutex
+	opWG.Go(func() {
+		operate(opCtx, sys, func(in Interruption) {
+			interruptMu.Lock()
+			r.res.Interruptions = append(r.res.Interruptions, in)
+			interruptMu.Unlock()
+			r.logf("interrupted: %s: %s (started again)", in.Integration, in.Reason)
+		})
+	})
+	defer func() { stopOperator(); opWG.Wait() }()
+
+	if err := r.publishAndInject(ctx); err != nil {
+		return r.res, err
+	}
+	r.recover(ctx)
+	stopOperator()
+	opWG.Wait()
+	r.judge(ctx)
+	r.res.Complete = true
+	return r.res, nil
+}
+
+// run is one Run's state, shared by its phases.
+type run struct {
+	o      Options
+	sys    *system
+	ledger *Ledger
+	res    *Result
+	start  time.Time
+	log    io.Writer
+	logMu  sync.Mutex
+	// affects are the integrations each fault (by index) disturbed.
+	affects map[int][]*integration
+	s3cache map[string]s3File
+}
+
+func (r *run) logf(format string, args ...any) {
+	r.logMu.Lock()
+	defer r.logMu.Unlock()
+	fmt.Fprintf(r.log, "chaos %6.1fs  %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// publishAndInject publishes for every tenant while it injects the
+// schedule's faults one after the other, then for a calm tail.
+func (r *run) publishAndInject(ctx context.Context) error {
+	sys, o := r.sys, r.o
 	pubCtx, stopPublishing := context.WithCancel(ctx)
 	defer stopPublishing()
 	var pubs []*publisher
 	var pubWG sync.WaitGroup
 	runID := randomHex(4)
 	for i, t := range sys.tenants {
-		p := &publisher{sys: sys, ledger: ledger, tenant: t, run: runID,
+		p := &publisher{sys: sys, ledger: r.ledger, tenant: t, run: runID,
 			rng:     rand.New(rand.NewPCG(o.Seed, uint64(1000+i))),
 			perTick: max(1, o.EventsPerSecond/4/len(sys.tenants)),
 			big:     o.BigEvents && i == len(sys.tenants)-1,
@@ -177,83 +219,80 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		pubs = append(pubs, p)
 		pubWG.Go(func() { p.loop(pubCtx) })
 	}
-	// The operator restarts integrations the system stopped by itself.
-	opCtx, stopOperator := context.WithCancel(ctx)
-	var opWG sync.WaitGroup
-	var interruptMu sync.Mutex
-	opWG.Go(func() {
-		operate(opCtx, sys, func(in Interruption) {
-			interruptMu.Lock()
-			res.Interruptions = append(res.Interruptions, in)
-			interruptMu.Unlock()
-			logf("interrupted: %s: %s (started again)", in.Integration, in.Reason)
-		})
-	})
-	defer func() { stopOperator(); opWG.Wait() }()
 
 	// Faults start once every webhook integration delivers: a worker that
 	// never came up is not a fault's doing.
 	if err := waitUntil(ctx, 2*time.Minute, func() bool {
 		for _, in := range sys.integs {
-			if u, _ := ledger.delivered(in); in.receiver != nil && u == 0 {
+			if u, _ := r.ledger.delivered(in); in.receiver != nil && u == 0 {
 				return false
 			}
 		}
 		return true
 	}); err != nil {
-		return res, fmt.Errorf("waiting for the first deliveries: %w", err)
+		return fmt.Errorf("waiting for the first deliveries: %w", err)
 	}
-	logf("every webhook integration delivers; faults begin")
+	r.logf("every webhook integration delivers; faults begin")
 
 	phase := time.Now()
-	res.Started = phase
-	faultAffects := map[int][]*integration{}
-	for _, step := range res.Schedule {
+	r.res.Started = phase
+	r.affects = map[int][]*integration{}
+	for _, step := range r.res.Schedule {
 		if !sleepUntil(ctx, phase.Add(step.At)) {
 			break
 		}
-		f := sys.fault(step)
-		logf("inject %s (hold %s)", f.Name(), step.Hold.Round(100*time.Millisecond))
-		rec := FaultRecord{Kind: f.Kind(), Name: f.Name(), Injected: time.Now()}
-		if err := f.Inject(ctx); err != nil {
-			rec.Err = "inject: " + err.Error()
-		}
-		sleepUntil(ctx, rec.Injected.Add(step.Hold))
-		if err := f.Heal(context.WithoutCancel(ctx)); err != nil {
-			rec.Err += " heal: " + err.Error()
-		}
-		rec.Healed = time.Now()
-		logf("healed %s", f.Name())
-		if rec.Err != "" {
-			logf("fault %s: %s", f.Name(), rec.Err)
-		}
-		res.Faults = append(res.Faults, rec)
-		faultAffects[len(res.Faults)-1] = f.Affects()
-		for _, err := range sys.workers.crashed() {
-			res.HarnessErrors = append(res.HarnessErrors, err.Error())
-			logf("%v; starting it again", err)
-		}
-		for i := range o.Workers {
-			_ = sys.workers.start(i) // no-op for a running worker
-		}
+		r.inject(ctx, step)
 	}
 	// Publishing goes on for a calm tail after the faults, so the last
 	// fault's recovery shows in new deliveries too.
 	sleepUntil(ctx, phase.Add(o.Duration+calmTail))
 	stopPublishing()
 	pubWG.Wait()
-	lastHeal := time.Now()
 	for _, p := range pubs {
-		res.PublishRetries += p.retries.Load()
+		r.res.PublishRetries += p.retries.Load()
 	}
-	res.Accepted = len(ledger.accepted)
-	logf("faults over: %d faults, %d events accepted; waiting up to %s for recovery", len(res.Faults), res.Accepted, o.Recovery)
+	r.res.Accepted = r.ledger.acceptedCount()
+	r.logf("faults over: %d faults, %d events accepted; waiting up to %s for recovery", len(r.res.Faults), r.res.Accepted, o.Recovery)
+	return nil
+}
 
-	// Recovery: wait until every expected event is delivered and has its
-	// attempt row, or the deadline passes.
-	s3cache := map[string]s3File{}
-	nextNote := time.Now().Add(15 * time.Second)
-	err = waitUntil(ctx, o.Recovery, func() bool {
+// inject injects one step's fault, holds it, heals it, and starts again any
+// worker that died meanwhile on its own (a finding, reported).
+func (r *run) inject(ctx context.Context, step Step) {
+	f := r.sys.fault(step)
+	r.logf("inject %s (hold %s)", f.Name(), step.Hold.Round(100*time.Millisecond))
+	rec := FaultRecord{Kind: f.Kind(), Name: f.Name(), Injected: time.Now()}
+	if err := f.Inject(ctx); err != nil {
+		rec.Err = "inject: " + err.Error()
+	}
+	sleepUntil(ctx, rec.Injected.Add(step.Hold))
+	if err := f.Heal(context.WithoutCancel(ctx)); err != nil {
+		rec.Err += " heal: " + err.Error()
+	}
+	rec.Healed = time.Now()
+	r.logf("healed %s", f.Name())
+	if rec.Err != "" {
+		r.logf("fault %s: %s", f.Name(), rec.Err)
+	}
+	r.res.Faults = append(r.res.Faults, rec)
+	r.affects[len(r.res.Faults)-1] = f.Affects()
+	for _, err := range r.sys.workers.crashed() {
+		r.res.HarnessErrors = append(r.res.HarnessErrors, err.Error())
+		r.logf("%v; starting it again", err)
+	}
+	for i := range r.o.Workers {
+		_ = r.sys.workers.start(i) // no-op for a running worker
+	}
+}
+
+// recover waits until every expected event is delivered (webhook receivers,
+// S3 objects read back) and has its attempt row, or o.Recovery passes.
+func (r *run) recover(ctx context.Context) {
+	sys, ledger := r.sys, r.ledger
+	r.s3cache = map[string]s3File{}
+	stopped := time.Now()
+	nextNote := stopped.Add(15 * time.Second)
+	err := waitUntil(ctx, r.o.Recovery, func() bool {
 		if time.Now().After(nextNote) {
 			nextNote = time.Now().Add(15 * time.Second)
 			var waiting []string
@@ -262,11 +301,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 					waiting = append(waiting, fmt.Sprintf("%s %d", in.key(), n))
 				}
 			}
-			logf("still waiting for webhook deliveries: %s", strings.Join(waiting, ", "))
+			r.logf("still waiting for webhook deliveries: %s", strings.Join(waiting, ", "))
 		}
 		for _, in := range sys.integs {
 			if in.Target == catalog.TargetS3 {
-				lines, _ := readBucket(sys.s3.dir, in.bucket, s3cache)
+				lines, _ := readBucket(sys.s3.dir, in.bucket, r.s3cache)
 				ids := map[string]bool{}
 				for _, l := range lines {
 					ids[l.eventID] = true
@@ -280,8 +319,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 		return true
 	})
-	res.Recovered = err == nil
-	res.RecoveredIn = time.Since(lastHeal)
+	r.res.Recovered = err == nil
+	r.res.RecoveredIn = time.Since(stopped)
 	if err == nil {
 		// Deliveries are complete; attempt rows follow within the writer's
 		// batching interval.
@@ -290,14 +329,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return missing == 0
 		})
 	}
-	logf("recovery wait over after %s (complete: %v)", res.RecoveredIn.Round(100*time.Millisecond), res.Recovered)
-	stopOperator()
-	opWG.Wait()
+	r.logf("recovery wait over: deliveries complete %v, %s after publishing stopped", r.res.Recovered, r.res.RecoveredIn.Round(100*time.Millisecond))
+}
 
-	// Verdict.
+// judge reads back the S3 objects and the attempt rows and fills in the
+// result per integration.
+func (r *run) judge(ctx context.Context) {
+	sys, ledger, res := r.sys, r.ledger, r.res
 	for _, in := range sys.integs {
 		if in.Target == catalog.TargetS3 {
-			lines, err := readBucket(sys.s3.dir, in.bucket, s3cache)
+			lines, err := readBucket(sys.s3.dir, in.bucket, r.s3cache)
 			if err != nil && !errors.Is(err, os.ErrNotExist) {
 				res.HarnessErrors = append(res.HarnessErrors, fmt.Sprintf("reading bucket %s: %v", in.bucket, err))
 			}
@@ -323,13 +364,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				ir.NoAttempt++
 				if len(ir.NoAttemptSample) < 5 {
 					ir.NoAttemptSample = append(ir.NoAttemptSample,
-						fmt.Sprintf("%s (%s)", id, whenInRun(ledger.receivedAt(in, id), phase, res.Faults)))
+						fmt.Sprintf("%s (%s)", id, whenInRun(ledger.receivedAt(in, id), res.Started, res.Faults)))
 				}
 			}
 		}
-		for _, r := range rows[in.key()] {
-			ir.SuccessRows += r.success
-			ir.FailureRows += r.failure
+		for _, row := range rows[in.key()] {
+			ir.SuccessRows += row.success
+			ir.FailureRows += row.failure
 		}
 		for _, x := range res.Interruptions {
 			if x.Integration == in.key() {
@@ -339,7 +380,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		res.Integrations = append(res.Integrations, ir)
 	}
 	for i := range res.Faults {
-		res.Faults[i].Recovery = recovery(sys, ledger, faultAffects[i], res.Faults[i].Healed)
+		res.Faults[i].Recovery = recovery(sys, ledger, r.affects[i], res.Faults[i].Healed)
 	}
 	ledger.mu.Lock()
 	res.CrossTenant, res.BadSignature, res.Unknown = ledger.crossTenant, ledger.badSignature, ledger.unknown
@@ -348,8 +389,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	sys.s3.mu.Lock()
 	res.DroppedComplete, res.S3Refused = sys.s3.dropped, sys.s3.refused
 	sys.s3.mu.Unlock()
-	res.Complete = true
-	return res, nil
 }
 
 // whenInRun places t among the faults: "+12.3s, during worker-sigkill
