@@ -22,7 +22,7 @@ func RunChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Recovery, "recovery", o.Recovery, "how long to wait after the last fault for every delivery")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "delivery worker processes (at least 2)")
 	fs.StringVar(&o.DeliveryBin, "delivery-bin", "", "the built cmd/delivery binary (default: go build it)")
-	fs.StringVar(&o.Dir, "dir", "", "data and logs of the run (default: a temporary directory, removed when the run passes)")
+	fs.StringVar(&o.Dir, "dir", "", "data and logs of the run, a new directory (default: a temporary one, removed when the run passes)")
 	fs.IntVar(&o.EventsPerSecond, "rate", o.EventsPerSecond, "events published per second over all tenants")
 	fs.BoolVar(&o.Hostile, "hostile", o.Hostile, "include hostile webhook response bodies in the schedule")
 	fs.BoolVar(&o.BigEvents, "big-events", o.BigEvents, "publish bursts of ~240 KiB events (multipart S3 files)")

@@ -21,8 +21,8 @@ type Options struct {
 	// DeliveryBin is the built cmd/delivery binary; empty builds it with
 	// `go build` (which needs the source tree and the Go toolchain).
 	DeliveryBin string
-	// Dir holds the run's data and logs; empty uses a temporary directory,
-	// removed after a passing run.
+	// Dir holds the run's data and logs and must be new or empty; empty uses
+	// a temporary directory, removed after a passing run.
 	Dir string
 	// EventsPerSecond is the steady publishing rate over all tenants.
 	EventsPerSecond int

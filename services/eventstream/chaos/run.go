@@ -124,8 +124,15 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if dir, err = os.MkdirTemp("", "eventstream-chaos-"); err != nil {
 			return nil, err
 		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+	} else {
+		// A run starts from nothing: an old catalog or log would only confuse
+		// the ledger.
+		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+			return nil, fmt.Errorf("chaos: %s is not empty (a run needs a new directory)", dir)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
 	}
 	r.res = &Result{Seed: o.Seed, Duration: o.Duration, Workers: o.Workers, Dir: dir,
 		Schedule: NewSchedule(o.Seed, o.Duration, o.weights())}
