@@ -88,6 +88,20 @@ helm-lint: $(HELM) ## helm lint the chart with its CI values and the example val
 	@for f in helm/eventstream/ci/*.yaml helm/eventstream/examples/*.yaml; do \
 		echo "helm lint -f $$f"; helm lint --strict --quiet helm/eventstream -f $$f; done
 
+# Fault injection (make chaos): how long faults are injected, the seed of
+# their schedule (empty: a random one, printed so the run can be repeated),
+# and further flags of `eventstream chaos` (e.g. --hostile=false, --workers 3).
+DURATION    ?= 2m
+SEED        ?=
+CHAOS_FLAGS ?=
+
+.PHONY: chaos
+chaos: ## fault-injection suite: DURATION of seeded faults (SEED=n repeats a run), then the loss check and its table
+	@mkdir -p bin
+	$(GO) build -o bin/delivery ./services/delivery/cmd/delivery
+	$(GO) build -o bin/eventstream $(CLI)
+	bin/eventstream chaos --duration $(DURATION) $(if $(SEED),--seed $(SEED)) --delivery-bin bin/delivery $(CHAOS_FLAGS)
+
 .PHONY: tenant
 tenant: ## provision TENANT=<name> in the running local stack; the last line is a bearer token
 	@test -n "$(TENANT)" || { echo "usage: make tenant TENANT=<name>" >&2; exit 2; }

@@ -31,6 +31,8 @@ commands:
   rotate-secrets [--batch n]  re-encrypt every stored integration secret with the first key
                               of SECRETS_KEYS (idempotent; exits non-zero if any is unreadable)
   benchtable                  read 'go test -bench' output on stdin, print a table of metrics
+  chaos [--seed n] [--duration d] [flags]
+                              run the fault-injection suite; exits non-zero on any loss
 
 Scopes are comma-separated: integrations:read, integrations:write, events:publish,
 events:read (the default is all four) and platform.
@@ -82,6 +84,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		err = RotateSecrets(ctx, a, rest, stdout, stderr)
 	case "benchtable":
 		err = BenchTable(stdin, stdout)
+	case "chaos":
+		err = RunChaos(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "eventstream: unknown command %q\n\n%s", cmd, usage)
 		return 2

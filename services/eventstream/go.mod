@@ -52,7 +52,6 @@ require (
 	github.com/ryszard/goskiplist v0.0.0-20150312221310-2dfbae5fcf46 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/spf13/afero v1.15.0 // indirect
-	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasttemplate v1.2.2 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
@@ -96,7 +95,10 @@ require github.com/eventstream/eventstream/services/configapi v0.0.0
 
 replace github.com/eventstream/eventstream/services/configapi => ../configapi
 
-require github.com/eventstream/eventstream/services/delivery v0.0.0
+require (
+	github.com/eventstream/eventstream/services/delivery v0.0.0
+	github.com/twmb/franz-go/pkg/kmsg v1.15.0
+)
 
 replace github.com/eventstream/eventstream/services/delivery => ../delivery
 
