@@ -43,9 +43,12 @@ var (
 )
 
 // Main runs the tests of a package and then stops whatever testenv started.
+// While benchmarks run, the services' logs go to a file (see BenchLogsEnv).
 func Main(m *testing.M) {
+	closeLogs := routeBenchLogs(os.Getenv)
 	code := m.Run()
 	Shutdown()
+	closeLogs()
 	os.Exit(code)
 }
 

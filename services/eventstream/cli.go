@@ -30,7 +30,9 @@ commands:
                               print a bearer token signed with the local HS256 secret
   rotate-secrets [--batch n]  re-encrypt every stored integration secret with the first key
                               of SECRETS_KEYS (idempotent; exits non-zero if any is unreadable)
-  benchtable                  read 'go test -bench' output on stdin, print a table of metrics
+  benchtable [--expect dir]   read 'go test -bench' output on stdin, print a table of metrics;
+                              exits non-zero if a benchmark has no row (with --expect: any
+                              func Benchmark* in the Go test files under dir)
 
 Scopes are comma-separated: integrations:read, integrations:write, events:publish,
 events:read (the default is all four) and platform.
@@ -81,7 +83,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	case "rotate-secrets":
 		err = RotateSecrets(ctx, a, rest, stdout, stderr)
 	case "benchtable":
-		err = BenchTable(stdin, stdout)
+		err = runBenchTable(rest, stdin, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "eventstream: unknown command %q\n\n%s", cmd, usage)
 		return 2
