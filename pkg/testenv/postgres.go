@@ -3,7 +3,8 @@
 // Kafka broker (franz-go's kfake). DATABASE_URL and KAFKA_BROKERS in the
 // environment point them at real servers instead.
 //
-// Packages using testenv call it from TestMain so the cluster stops at exit:
+// Packages using testenv call it from TestMain so the cluster stops at exit
+// (and, while benchmarks run, service logs stay out of the bench output):
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 package testenv

@@ -44,7 +44,7 @@ type LoadgenConfig struct {
 	// run and deleted after it.
 	Receiver string
 	// ReceiverURL is the callback URL the deployment calls; default
-	// http://<the receiver's address>.
+	// http://<the receiver's address>/loadgen.
 	ReceiverURL string
 	// Drain is how long to wait, after publishing, for the accepted events
 	// to be delivered.
@@ -93,8 +93,8 @@ func parseLoadgenArgs(args []string, getenv func(string) string, stderr io.Write
 	c := LoadgenConfig{}
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.BaseURL, "url", getenv("EVENTSTREAM_URL"), "base URL of the deployment (default $EVENTSTREAM_URL)")
-	fs.StringVar(&c.Token, "token", getenv("TOKEN"), "bearer token: events:publish, and integrations:write with --receiver (default $TOKEN)")
+	fs.StringVar(&c.BaseURL, "url", "", "base URL of the deployment (default $EVENTSTREAM_URL)")
+	fs.StringVar(&c.Token, "token", "", "bearer token: events:publish, and integrations:write with --receiver (default $TOKEN)")
 	fs.Float64Var(&c.Rate, "rate", 100, "events per second; 0 publishes as fast as the deployment accepts")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to publish")
 	fs.IntVar(&c.Batch, "batch", 1, "events per request (1: single-event body)")
@@ -102,12 +102,20 @@ func parseLoadgenArgs(args []string, getenv func(string) string, stderr io.Write
 	names := fs.String("names", "", "comma-separated event names published in turn (default: all 42)")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "timeout of one request")
 	fs.StringVar(&c.Receiver, "receiver", "", "listen address of a webhook receiver run by loadgen (e.g. :9999); measures publish → delivery")
-	fs.StringVar(&c.ReceiverURL, "receiver-url", "", "callback URL the deployment should call (default http://<receiver address>)")
+	fs.StringVar(&c.ReceiverURL, "receiver-url", "", "callback URL the deployment should call (default http://<receiver address>/loadgen)")
 	fs.DurationVar(&c.Drain, "drain", 30*time.Second, "after publishing, how long to wait for deliveries")
 	fs.DurationVar(&c.Warmup, "warmup", 60*time.Second, "how long to wait for the receiver's first delivery before the run")
 	fs.BoolVar(&c.JSON, "json", false, "print the summary as JSON")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return c, errUsage
+	}
+	// The environment is read here, not as the flags' defaults: -h would
+	// print the token.
+	if c.BaseURL == "" {
+		c.BaseURL = getenv("EVENTSTREAM_URL")
+	}
+	if c.Token == "" {
+		c.Token = getenv("TOKEN")
 	}
 	c.Names = events.Names()
 	if *names != "" {
@@ -196,7 +204,7 @@ func (g *loadgen) publish(ctx, pctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for names := range jobs {
-				g.send(ctx, pctx, names)
+				g.send(ctx, names)
 			}
 		}()
 	}
@@ -278,13 +286,19 @@ func (g *loadgen) pauseFor(d time.Duration) {
 	}
 }
 
-// send publishes one batch. A 429 is retried after its Retry-After (the
-// same events: nothing of a refused request was published) while the
-// duration lasts; any other failure counts the batch's events as failed.
-func (g *loadgen) send(ctx, pctx context.Context, names []string) {
+// maxRateLimited bounds the 429s one batch takes before its events count as failed.
+const maxRateLimited = 10
+
+// send publishes one batch. A 429 is retried after its Retry-After, even
+// past the duration (nothing of a refused request was published, and a
+// rate-limited run should not end with events counted as lost), up to
+// maxRateLimited times; any other failure counts the batch's events as failed.
+func (g *loadgen) send(ctx context.Context, names []string) {
 	body := g.body(names)
 	g.stats.sent.Add(int64(len(names)))
-	for {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for attempt := 1; ; attempt++ {
 		status, ids, retryAfter, took := g.post(ctx, body, len(names))
 		g.stats.request(status, took)
 		switch {
@@ -304,7 +318,7 @@ func (g *loadgen) send(ctx, pctx context.Context, names []string) {
 		case status == http.StatusTooManyRequests:
 			g.stats.rateLimited.Add(1)
 			g.pauseFor(retryAfter)
-			if pctx.Err() != nil || !sleepCtx(pctx, time.NewTimer(retryAfter), retryAfter) {
+			if attempt == maxRateLimited || !sleepCtx(ctx, timer, retryAfter) {
 				g.stats.failed.Add(int64(len(names)))
 				return
 			}

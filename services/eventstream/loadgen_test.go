@@ -27,8 +27,10 @@ type fakeDeployment struct {
 	t *testing.T
 
 	mu          sync.Mutex
-	requests    []time.Time // publish requests
-	refuseAt    int         // answer this publish request (1-based) 429
+	requests    []time.Time   // publish requests
+	refuseAt    int           // answer this publish request (1-based) 429
+	refuseLate  time.Duration // answer 429 to the first request this long after the first
+	refusedLate bool
 	callback    string
 	deliverSync bool // deliver before answering 202 (the 202 then arrives after the delivery)
 	deleted     []string
@@ -81,6 +83,9 @@ func (f *fakeDeployment) publish(w http.ResponseWriter, r *http.Request) {
 	f.requests = append(f.requests, time.Now())
 	n := len(f.requests)
 	refuse, callback, sync := n == f.refuseAt, f.callback, f.deliverSync
+	if f.refuseLate > 0 && !f.refusedLate && time.Since(f.requests[0]) > f.refuseLate {
+		refuse, f.refusedLate = true, true
+	}
 	f.mu.Unlock()
 	if refuse {
 		w.Header().Set("Retry-After", "1")
@@ -222,6 +227,23 @@ func TestLoadgenRespectsRetryAfter(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "errors 429×1") {
 		t.Errorf("progress does not show the 429:\n%s", progress.String())
+	}
+}
+
+// TestLoadgenRetriesPastTheEnd: a batch refused with 429 near the end of the
+// duration is still sent after its Retry-After, not counted as lost.
+func TestLoadgenRetriesPastTheEnd(t *testing.T) {
+	f := newFakeDeployment(t)
+	f.refuseLate = 900 * time.Millisecond
+	cfg := loadgenConfig(f.URL)
+	cfg.Rate = 50
+	var out bytes.Buffer
+	s, err := eventstream.Loadgen(context.Background(), cfg, &out, io.Discard)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if s.RateLimited != 1 || s.Accepted != s.Sent || s.Elapsed < 1.8 {
+		t.Errorf("rate limited %d, sent %d accepted %d in %gs", s.RateLimited, s.Sent, s.Accepted, s.Elapsed)
 	}
 }
 
