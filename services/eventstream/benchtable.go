@@ -260,7 +260,7 @@ func BenchTable(in io.Reader, out io.Writer, expect []BenchFunc) error {
 	case run.Failed:
 		return ErrBenchFailed
 	case len(missing) > 0:
-		return fmt.Errorf("%w: %d", ErrBenchMissing, len(missing))
+		return fmt.Errorf("%d %w", len(missing), ErrBenchMissing)
 	}
 	return nil
 }

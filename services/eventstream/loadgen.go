@@ -301,8 +301,8 @@ func (g *loadgen) send(ctx context.Context, names []string) {
 	for attempt := 1; ; attempt++ {
 		status, ids, retryAfter, took := g.post(ctx, body, len(names))
 		g.stats.request(status, took)
-		switch {
-		case status == http.StatusAccepted:
+		switch status {
+		case http.StatusAccepted:
 			accepted := 0
 			for _, id := range ids {
 				if id != "" {
@@ -315,7 +315,7 @@ func (g *loadgen) send(ctx context.Context, names []string) {
 			g.stats.accepted.Add(int64(accepted))
 			g.stats.failed.Add(int64(len(names) - accepted))
 			return
-		case status == http.StatusTooManyRequests:
+		case http.StatusTooManyRequests:
 			g.stats.rateLimited.Add(1)
 			g.pauseFor(retryAfter)
 			if attempt == maxRateLimited || !sleepCtx(ctx, timer, retryAfter) {
@@ -400,8 +400,11 @@ func acceptedIDs(raw []byte, n int) ([]string, error) {
 		var one struct {
 			EventID string `json:"event_id"`
 		}
-		if err := json.Unmarshal(raw, &one); err != nil || one.EventID == "" {
-			return nil, fmt.Errorf("reading the 202 body %.200q: %v", raw, err)
+		if err := json.Unmarshal(raw, &one); err != nil {
+			return nil, fmt.Errorf("reading the 202 body %.200q: %w", raw, err)
+		}
+		if one.EventID == "" {
+			return nil, fmt.Errorf("reading the 202 body %.200q: no event_id", raw)
 		}
 		return []string{one.EventID}, nil
 	}
@@ -411,8 +414,11 @@ func acceptedIDs(raw []byte, n int) ([]string, error) {
 			EventID string `json:"event_id"`
 		} `json:"results"`
 	}
-	if err := json.Unmarshal(raw, &batch); err != nil || len(batch.Results) != n {
-		return nil, fmt.Errorf("reading the 202 body %.200q: %v", raw, err)
+	if err := json.Unmarshal(raw, &batch); err != nil {
+		return nil, fmt.Errorf("reading the 202 body %.200q: %w", raw, err)
+	}
+	if len(batch.Results) != n {
+		return nil, fmt.Errorf("reading the 202 body %.200q: %d results for %d events", raw, len(batch.Results), n)
 	}
 	ids := make([]string, n)
 	for _, r := range batch.Results {

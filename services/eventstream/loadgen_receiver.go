@@ -32,7 +32,7 @@ type lgReceiver struct {
 // startReceiver listens on cfg.Receiver and registers a webhook integration
 // (every event name, signed, so deliveries carry webhook-id) calling it.
 func startReceiver(ctx context.Context, g *loadgen) (*lgReceiver, error) {
-	ln, err := net.Listen("tcp", g.cfg.Receiver)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", g.cfg.Receiver)
 	if err != nil {
 		return nil, fmt.Errorf("listening for deliveries: %w", err)
 	}
@@ -123,7 +123,9 @@ func (r *lgReceiver) stop(progress io.Writer) {
 		fmt.Fprintf(progress, "deleting integration %s: %d %s %v (delete it yourself)\n", r.integrationID, status, raw, err)
 	}
 	_ = r.srv.Shutdown(ctx)
-	<-r.served
+	if err := <-r.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintf(progress, "receiver: %v\n", err)
+	}
 }
 
 // call sends a JSON request to the configuration API.
