@@ -144,6 +144,9 @@ func (p *progress) run(start time.Time) (stop func()) {
 		for {
 			select {
 			case <-done:
+				// The last line's interval may be a few milliseconds
+				// long: its rate is the whole run's instead.
+				last, lastAccepted = start, 0
 				p.line(start, &last, &lastAccepted)
 				if p.tty {
 					fmt.Fprintln(p.w)
@@ -167,7 +170,7 @@ func (p *progress) line(start time.Time, last *time.Time, lastAccepted *int64) {
 	w := s.publish.takeWindow()
 	s.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%4.0fs] %7.0f events/s | sent %d accepted %d failed %d | errors %s | publish p50 %.1f ms p99 %.1f ms",
+	fmt.Fprintf(&b, "[%5.1fs] %7.0f events/s | sent %d accepted %d failed %d | errors %s | publish p50 %.1f ms p99 %.1f ms",
 		now.Sub(start).Seconds(), rate, s.sent.Load(), acc, s.failed.Load(), s.errorsText(), percentile(w, 50), percentile(w, 99))
 	if t := p.g.tracker; t != nil {
 		d := t.takeWindow()
