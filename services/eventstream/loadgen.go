@@ -175,7 +175,6 @@ func Loadgen(ctx context.Context, cfg LoadgenConfig, out, progress io.Writer) (*
 
 	p := newProgress(progress, g)
 	start := time.Now()
-	g.stats.begin(start)
 	pctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	stopProgress := p.run(start)
 	g.publish(ctx, pctx)
@@ -215,9 +214,12 @@ func (g *loadgen) publish(ctx, pctx context.Context) {
 
 // pace hands out one batch of names per slot: every Batch/Rate seconds, or
 // as soon as a worker is free at rate 0. When every worker is busy the
-// pacer waits, so the achieved rate shows what the deployment took. After a
-// 429's Retry-After the schedule restarts from then: missed slots are not
-// made up in a burst the rate limiter would refuse again.
+// pacer waits for one, then makes up the slots it missed as workers free up
+// (never more than Concurrency requests in flight), so a slow answer does
+// not lower the offered rate, and an achieved rate below it means the
+// deployment did not keep up. After a 429's Retry-After the schedule
+// restarts from then instead: missed slots are not made up in a burst the
+// rate limiter would refuse again.
 func (g *loadgen) pace(pctx context.Context, jobs chan<- []string) {
 	var interval time.Duration
 	if g.cfg.Rate > 0 {

@@ -20,18 +20,11 @@ type loadStats struct {
 	sent, accepted, failed, rateLimited atomic.Int64
 
 	mu       sync.Mutex
-	start    time.Time
 	byStatus map[int]int64 // 0: no response; -1: a 202 whose body was unreadable
 	publish  latencies
 }
 
 func newLoadStats() *loadStats { return &loadStats{byStatus: map[int]int64{}} }
-
-func (s *loadStats) begin(t time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.start = t
-}
 
 func (s *loadStats) request(status int, t timing) {
 	s.mu.Lock()
