@@ -3,7 +3,8 @@
 // Kafka broker (franz-go's kfake). DATABASE_URL and KAFKA_BROKERS in the
 // environment point them at real servers instead.
 //
-// Packages using testenv call it from TestMain so the cluster stops at exit:
+// Packages using testenv call it from TestMain so the cluster stops at exit
+// (and, while benchmarks run, service logs stay out of the bench output):
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
 package testenv
@@ -43,9 +44,12 @@ var (
 )
 
 // Main runs the tests of a package and then stops whatever testenv started.
+// While benchmarks run, the services' logs go to a file (see BenchLogsEnv).
 func Main(m *testing.M) {
+	closeLogs := routeBenchLogs(os.Getenv)
 	code := m.Run()
 	Shutdown()
+	closeLogs()
 	os.Exit(code)
 }
 

@@ -2,7 +2,8 @@
 // Stream: `run` starts the whole system on loopback (Postgres, Kafka and S3
 // embedded unless real ones are configured, every service behind one base
 // URL); `migrate`, `tenant`, `token` and `rotate-secrets` administer a
-// catalog; `benchtable` turns `go test -bench` output into the table
+// catalog; `loadgen` drives any deployment with events and measures it;
+// `benchtable` turns `go test -bench` output into the table
 // `make bench` prints.
 package eventstream
 
@@ -30,9 +31,15 @@ commands:
                               print a bearer token signed with the local HS256 secret
   rotate-secrets [--batch n]  re-encrypt every stored integration secret with the first key
                               of SECRETS_KEYS (idempotent; exits non-zero if any is unreadable)
-  benchtable                  read 'go test -bench' output on stdin, print a table of metrics
   chaos [--seed n] [--duration d] [flags]
                               run the fault-injection suite; exits non-zero on any loss
+  loadgen [--rate n] [--duration d] [--batch n] [--receiver addr] ...
+                              publish events to a deployment ($EVENTSTREAM_URL, $TOKEN) at a fixed
+                              rate or flat out; progress each second, then a summary; with
+                              --receiver also publish → delivery latency (loadgen -h: every flag)
+  benchtable [--expect dir]   read 'go test -bench' output on stdin, print a table of metrics;
+                              exits non-zero if a benchmark has no row (with --expect: any
+                              func Benchmark* in the Go test files under dir)
 
 Scopes are comma-separated: integrations:read, integrations:write, events:publish,
 events:read (the default is all four) and platform.
@@ -82,8 +89,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 	case "rotate-secrets":
 		err = RotateSecrets(ctx, a, rest, stdout, stderr)
+	case "loadgen":
+		var lc LoadgenConfig
+		if lc, err = parseLoadgenArgs(rest, getenv, stderr); err == nil {
+			_, err = Loadgen(ctx, lc, stdout, stderr)
+		}
 	case "benchtable":
-		err = BenchTable(stdin, stdout)
+		err = runBenchTable(rest, stdin, stdout, stderr)
 	case "chaos":
 		err = RunChaos(ctx, rest, stdout, stderr)
 	default:
