@@ -9,24 +9,33 @@ import (
 
 func TestTrackerCommitsContiguousDonePrefix(t *testing.T) {
 	tr := newTracker()
+	base := time.UnixMilli(1_700_000_000_000)
+	at := func(o int64) time.Time { return base.Add(time.Duration(o) * time.Second) }
 	for _, o := range []int64{5, 6, 7, 9, 12} { // gaps: compaction, markers
-		tr.add(o)
+		tr.add(o, at(o))
 	}
 	steps := []struct {
-		done int64
-		want int64
+		done, want int64
+		oldest     int64 // offset whose timestamp is the oldest not done; -1: none
 	}{
-		{6, -1},  // 5 still open
-		{9, -1},  // still 5
-		{5, 7},   // 5,6 done -> next is 7
-		{100, 7}, // unknown offset: ignored
-		{7, 10},  // 5,6,7,9 -> 10
-		{12, 13},
+		{6, -1, 5},  // 5 still open
+		{9, -1, 5},  // still 5
+		{5, 7, 7},   // 5,6 done -> next is 7
+		{100, 7, 7}, // unknown offset: ignored
+		{7, 10, 12}, // 5,6,7,9 -> 10
+		{12, 13, -1},
+	}
+	if ts, ok := tr.oldest(); !ok || !ts.Equal(at(5)) {
+		t.Fatalf("oldest before any done = %v, %v; want offset 5's timestamp", ts, ok)
 	}
 	for _, s := range steps {
 		tr.done(s.done)
 		if got := tr.commitPoint(); got != s.want {
 			t.Fatalf("after done(%d) commit point = %d, want %d", s.done, got, s.want)
+		}
+		ts, ok := tr.oldest()
+		if s.oldest < 0 && ok || s.oldest >= 0 && (!ok || !ts.Equal(at(s.oldest))) {
+			t.Fatalf("after done(%d) oldest = %v, %v; want offset %d's timestamp", s.done, ts, ok, s.oldest)
 		}
 	}
 	if tr.pending() != 0 {
@@ -34,7 +43,7 @@ func TestTrackerCommitsContiguousDonePrefix(t *testing.T) {
 	}
 	// Long runs compact without losing order.
 	for o := int64(13); o < 10000; o++ {
-		tr.add(o)
+		tr.add(o, at(o))
 		if o%2 == 0 {
 			tr.done(o - 1)
 			tr.done(o)

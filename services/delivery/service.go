@@ -156,6 +156,7 @@ func (s *Service) Run(ctx context.Context) error {
 	writer.Go(func() error { return s.attempts.Run(writerCtx) })
 	housekeeping.Go(func() error { s.listen(ctx); return nil })
 	housekeeping.Go(func() error { s.janitor(ctx); return nil })
+	housekeeping.Go(func() error { s.refreshEndOffsets(ctx); return nil })
 
 	// The supervisor loop only reads the catalog and starts/stops consumers,
 	// so it confirms running integrations every StopPropagation/4 without
