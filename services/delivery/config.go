@@ -15,6 +15,9 @@ import (
 // Config is the delivery worker's configuration. Zero durations and counts
 // take the defaults (see WithDefaults).
 type Config struct {
+	// Addr is where the worker serves /healthz, /readyz and /metrics
+	// (DELIVERY_ADDR, default ":8083"; see package worker).
+	Addr string
 	// Pool names this worker's pool (DELIVERY_POOL, default "default").
 	Pool string
 	// PoolTenants are the tenants the pool serves (DELIVERY_POOL_TENANTS,
@@ -129,6 +132,9 @@ type Config struct {
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = ":8083"
+	}
 	if c.Pool == "" {
 		c.Pool = "default"
 	}
@@ -231,6 +237,7 @@ func (c Config) Validate() error {
 // and validates it. Durations use Go syntax ("1500ms", "30s", "720h").
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
+		Addr:        getenv("DELIVERY_ADDR"),
 		Pool:        getenv("DELIVERY_POOL"),
 		PoolTenants: splitList(getenv("DELIVERY_POOL_TENANTS")),
 		Brokers:     splitList(getenv("KAFKA_BROKERS")),
