@@ -44,10 +44,6 @@ type Service struct {
 
 	ctx       context.Context // Run's
 	adm       *kadm.Client
-	// admCl is adm's client, set once Run is under way (Ready pings it);
-	// lastPoll is when (unix ns) the last state poll succeeded.
-	admCl    atomic.Pointer[kgo.Client]
-	lastPoll atomic.Int64
 	consumers map[ikey]*consumer
 	known     map[ikey]catalog.DeliveryState
 	retryAt   map[ikey]time.Time
@@ -55,6 +51,11 @@ type Service struct {
 	exited    chan *consumer
 	poke      chan struct{}
 	cleanup   chan struct{}
+
+	// admCl is adm's client, set while Run's supervisor loop runs (Ready
+	// pings it); lastPoll is when (unix ns) the last state poll succeeded.
+	admCl    atomic.Pointer[kgo.Client]
+	lastPoll atomic.Int64
 }
 
 type ikey struct{ tenant, id string }
