@@ -3,8 +3,6 @@ package delivery_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -16,18 +14,6 @@ import (
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/testenv"
 )
-
-// freeAddr returns a loopback address with a port nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // assignment returns the member ids of group and how many partitions each holds.
 func (e *env) assignment(group string) map[string]int {
@@ -48,20 +34,6 @@ func (e *env) assignment(group string) map[string]int {
 	return out
 }
 
-// get fetches url and returns the status and body (0 when nothing answered).
-func get(url string) (int, string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // A worker process serves its port: /healthz at once, /readyz once its
 // supervisor polls and Postgres and Kafka answer, /metrics with the lag
 // gauges. SIGTERM mid-stream: it stops taking work, finishes what is in
@@ -77,15 +49,15 @@ func TestSIGTERMedWorkerProcessDrainsAndHandsOver(t *testing.T) {
 	// a rebalance waits up to the rebalance timeout for it): both long, so
 	// a quick handover proves the worker left the group.
 	long := []string{"KAFKA_SESSION_TIMEOUT=30s", "KAFKA_REBALANCE_TIMEOUT=30s", "DELIVERY_DRAIN_TIMEOUT=" + drain.String()}
-	addrA := freeAddr(t)
+	addrA := testenv.FreeAddr(t)
 	a, outA := e.workerProcess(append(long, "DELIVERY_ADDR="+addrA)...)
 	base := "http://" + addrA
 
-	testenv.WaitFor(t, 30*time.Second, "worker A alive", func() bool { code, _ := get(base + "/healthz"); return code == 200 })
-	testenv.WaitFor(t, 60*time.Second, "worker A ready", func() bool { code, _ := get(base + "/readyz"); return code == 200 })
+	testenv.WaitFor(t, 30*time.Second, "worker A alive", func() bool { code, _ := testenv.Get(base + "/healthz"); return code == 200 })
+	testenv.WaitFor(t, 60*time.Second, "worker A ready", func() bool { code, _ := testenv.Get(base + "/readyz"); return code == 200 })
 	prod := e.startProducer(3 * time.Millisecond)
 	testenv.WaitFor(t, 60*time.Second, "worker A delivering", func() bool { return rcv.delivered() >= 300 })
-	code, metrics := get(base + "/metrics")
+	code, metrics := testenv.Get(base + "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics answered %d", code)
 	}
@@ -119,7 +91,7 @@ func TestSIGTERMedWorkerProcessDrainsAndHandsOver(t *testing.T) {
 	// Worker B joins the group A left: it gets every partition without
 	// waiting for A's session to expire.
 	startB := time.Now()
-	e.workerProcess(append(long, "DELIVERY_ADDR="+freeAddr(t))...)
+	e.workerProcess(append(long, "DELIVERY_ADDR="+testenv.FreeAddr(t))...)
 	var handover time.Duration
 	testenv.WaitFor(t, 60*time.Second, "worker B alone holding every partition", func() bool {
 		m := e.assignment(e.group(in))
@@ -163,15 +135,15 @@ func TestSIGTERMedWorkerProcessDrainsAndHandsOver(t *testing.T) {
 // A worker whose Kafka cannot be reached is alive but not ready.
 func TestWorkerNotReadyWithoutKafka(t *testing.T) {
 	e := newEnv(t, 1)
-	addr := freeAddr(t)
-	e.workerProcess("KAFKA_BROKERS="+freeAddr(t), "DELIVERY_ADDR="+addr)
+	addr := testenv.FreeAddr(t)
+	e.workerProcess("KAFKA_BROKERS="+testenv.FreeAddr(t), "DELIVERY_ADDR="+addr)
 	base := "http://" + addr
-	testenv.WaitFor(t, 30*time.Second, "worker alive", func() bool { code, _ := get(base + "/healthz"); return code == 200 })
-	code, body := get(base + "/readyz")
+	testenv.WaitFor(t, 30*time.Second, "worker alive", func() bool { code, _ := testenv.Get(base + "/healthz"); return code == 200 })
+	code, body := testenv.Get(base + "/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not ready") {
 		t.Fatalf("/readyz without Kafka: %d %s", code, body)
 	}
-	if code, _ := get(base + "/metrics"); code != 200 {
+	if code, _ := testenv.Get(base + "/metrics"); code != 200 {
 		t.Fatalf("/metrics: %d", code)
 	}
 }
