@@ -127,9 +127,14 @@ func (s *Set) List(p *[]string, name string, def []string, help string) {
 	Custom(s, p, name, strings.Join(def, ","), help, func(v string) ([]string, error) { return SplitList(v), nil })
 }
 
-// SplitList splits a comma- or space-separated list, dropping empty items.
+// SplitList splits a comma- or space-separated list, dropping empty items
+// (nil when none is left).
 func SplitList(v string) []string {
-	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	out := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // ParseFloat parses a finite number.

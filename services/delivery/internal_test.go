@@ -3,8 +3,13 @@ package delivery
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventstream/eventstream/pkg/config"
 )
 
 func TestTrackerCommitsContiguousDonePrefix(t *testing.T) {
@@ -215,5 +220,21 @@ func TestByteBudget(t *testing.T) {
 	close(stop)
 	if err := acquire(ctx, 1, false, stop); !errors.Is(err, errSinkStopped) {
 		t.Fatalf("acquire on a stopped sink = %v", err)
+	}
+}
+
+// Every variable the worker reads is documented in the README.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	s := config.Defaults()
+	c.settings(s)
+	for _, v := range s.Vars() {
+		if !strings.Contains(string(readme), "`"+v.Name+"`") {
+			t.Errorf("README.md does not mention %s (%s; default %q)", v.Name, v.Help, v.Default)
+		}
 	}
 }
