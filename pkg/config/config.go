@@ -122,6 +122,39 @@ func (s *Set) Duration(p *time.Duration, name string, def time.Duration, help st
 	})
 }
 
+// PositiveInt is an integer setting that must be above zero when set.
+func (s *Set) PositiveInt(p *int, name string, def int, help string) {
+	Custom(s, p, name, strconv.Itoa(def), help, func(v string) (int, error) {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%q is not a positive integer", v)
+		}
+		return n, nil
+	})
+}
+
+// PositiveInt64 is a 64-bit integer setting that must be above zero when set.
+func (s *Set) PositiveInt64(p *int64, name string, def int64, help string) {
+	Custom(s, p, name, strconv.FormatInt(def, 10), help, func(v string) (int64, error) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, fmt.Errorf("%q is not a positive integer", v)
+		}
+		return n, nil
+	})
+}
+
+// PositiveDuration is a duration setting that must be above zero when set.
+func (s *Set) PositiveDuration(p *time.Duration, name string, def time.Duration, help string) {
+	Custom(s, p, name, FormatDuration(def), help, func(v string) (time.Duration, error) {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return 0, fmt.Errorf("%q is not a positive duration (like 1500ms, 30s, 720h)", v)
+		}
+		return d, nil
+	})
+}
+
 // List is a comma- (or space-) separated setting; empty items are dropped.
 func (s *Set) List(p *[]string, name string, def []string, help string) {
 	Custom(s, p, name, strings.Join(def, ","), help, func(v string) ([]string, error) { return SplitList(v), nil })

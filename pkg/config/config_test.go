@@ -114,6 +114,23 @@ func equal(a, b cfg) bool {
 		a.Rate == b.Rate && a.On == b.On && a.Wait == b.Wait && a.Level == b.Level
 }
 
+func TestPositive(t *testing.T) {
+	for _, v := range []string{"0", "-1", "x"} {
+		var n int
+		var m int64
+		var d time.Duration
+		s := config.FromEnv(func(string) string { return v })
+		s.PositiveInt(&n, "N", 1, "")
+		s.PositiveInt64(&m, "M", 1, "")
+		s.PositiveDuration(&d, "D", time.Second, "")
+		for _, name := range []string{"N: ", "M: ", "D: "} {
+			if err := s.Err(); err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("%q: error %v does not name %s", v, err, name)
+			}
+		}
+	}
+}
+
 func TestFormatDuration(t *testing.T) {
 	for d, want := range map[time.Duration]string{720 * time.Hour: "720h", 90 * time.Second: "1m30s", 15 * time.Second: "15s",
 		5 * time.Minute: "5m", 1500 * time.Millisecond: "1.5s", 2*time.Hour + 3*time.Minute: "2h3m"} {
