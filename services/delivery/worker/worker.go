@@ -95,11 +95,11 @@ func Handler(svc *delivery.Service, metrics http.Handler) http.Handler {
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
 		if err := svc.Ready(ctx); err != nil {
-			// No connection strings in the errors (pgx and kgo name hosts,
-			// never passwords), but keep the answer short anyway.
+			// The drivers' errors name hosts and users and /readyz is
+			// unauthenticated: the detail goes to the log only.
 			slog.Warn("delivery readiness", "err", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, `{"status":"unavailable","message":%q}`+"\n", "not ready: "+err.Error())
+			_, _ = w.Write([]byte(`{"status":"unavailable","message":"not ready (the worker's log says why)"}` + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
