@@ -58,22 +58,21 @@ var requiredEnv = map[string]struct {
 		vars:    []string{"KAFKA_BROKERS", "DATABASE_URL", "INGEST_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT"},
 		addrVar: "INGEST_ADDR",
 	},
-	// services/configapi/config.go: DATABASE_URL and SECRETS_KEY (read by
-	// pkg/secrets.KeysFromEnv) required, AUTH_*.
+	// services/configapi/config.go: DATABASE_URL required; SECRETS_KEY
+	// required, read by pkg/secrets KeysFromEnv; AUTH_* (pkg/auth).
 	"configapi": {
-		from:    []string{"services/configapi/config.go", "pkg/auth/auth.go", "pkg/secrets/secrets.go"},
+		from:    []string{"services/configapi/config.go", "pkg/secrets/secrets.go", "pkg/auth/auth.go"},
 		vars:    []string{"DATABASE_URL", "SECRETS_KEY", "CONFIGAPI_ADDR"},
 		addrVar: "CONFIGAPI_ADDR",
 	},
-	// services/delivery/config.go: KAFKA_BROKERS required, DELIVERY_POOL(_TENANTS);
-	// services/delivery/worker/worker.go: DATABASE_URL and SECRETS_KEY
-	// (pkg/secrets.KeysFromEnv) required; services/delivery/s3sink/config.go:
-	// S3_ENDPOINT for MinIO.
+	// services/delivery/config.go: KAFKA_BROKERS required, DELIVERY_POOL(_TENANTS),
+	// DELIVERY_ADDR (the probes' and /metrics port); DATABASE_URL and
+	// SECRETS_KEY required by the worker process (services/delivery/worker);
+	// services/delivery/s3sink/config.go: S3_ENDPOINT for MinIO.
 	"delivery": {
-		from:     []string{"services/delivery/config.go", "services/delivery/worker/worker.go", "pkg/secrets/secrets.go", "services/delivery/s3sink/config.go", "pkg/telemetry/telemetry.go"},
-		vars:     []string{"KAFKA_BROKERS", "DATABASE_URL", "SECRETS_KEY", "DELIVERY_POOL", "DELIVERY_POOL_TENANTS", "DELIVERY_DRAIN_TIMEOUT", "S3_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"},
-		intended: []string{"DELIVERY_ADDR"},
-		addrVar:  "DELIVERY_ADDR",
+		from:    []string{"services/delivery/config.go", "services/delivery/s3sink/config.go", "pkg/telemetry/telemetry.go"},
+		vars:    []string{"KAFKA_BROKERS", "DATABASE_URL", "SECRETS_KEY", "DELIVERY_ADDR", "DELIVERY_POOL", "DELIVERY_POOL_TENANTS", "DELIVERY_DRAIN_TIMEOUT", "S3_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		addrVar: "DELIVERY_ADDR",
 	},
 	// services/eventstream/admin.go: migrate needs DATABASE_URL; `tenant`
 	// (docker compose run --rm migrate tenant <name>) also KAFKA_BROKERS and

@@ -97,3 +97,41 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	}
 	return applied, nil
 }
+
+// Pending returns the names of the embedded migrations the database has not
+// applied (every one when schema_migrations does not exist yet), oldest
+// first. It changes nothing and takes no lock: pods starting with a new image
+// poll it until the migration Job has caught up (`eventstream migrate
+// --wait`). A database with migrations this binary does not know (a newer
+// release ran) has nothing pending.
+func Pending(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, err
+	}
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("looking for schema_migrations: %w", err)
+	}
+	applied := map[int]bool{}
+	if exists {
+		rows, err := pool.Query(ctx, "SELECT version FROM schema_migrations")
+		if err != nil {
+			return nil, fmt.Errorf("reading schema_migrations: %w", err)
+		}
+		vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return nil, fmt.Errorf("reading schema_migrations: %w", err)
+		}
+		for _, v := range vs {
+			applied[v] = true
+		}
+	}
+	var pending []string
+	for _, m := range ms {
+		if !applied[m.version] {
+			pending = append(pending, m.name)
+		}
+	}
+	return pending, nil
+}

@@ -313,6 +313,12 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 	}
 }
 
+// Metrics registers GET /metrics serving h (Prometheus; unauthenticated like
+// the probes, so keep the port off the public ingress).
+func Metrics(e *echo.Echo, h http.Handler) {
+	e.GET("/metrics", echo.WrapHandler(h))
+}
+
 // Health registers /healthz (alive) and /readyz (ready runs every check).
 func Health(e *echo.Echo, ready ...func(*http.Request) error) {
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })

@@ -3,13 +3,12 @@ package configapi
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/eventstream/eventstream/pkg/auth"
+	"github.com/eventstream/eventstream/pkg/config"
 	"github.com/eventstream/eventstream/pkg/secrets"
 	"github.com/eventstream/eventstream/pkg/webhook"
 )
@@ -83,26 +82,48 @@ func (c Config) Keyring() [][]byte {
 	return nil
 }
 
+// settings lists every variable of the service, one line each with its
+// default and meaning: ConfigFromEnv reads them, WithDefaults applies the
+// defaults to a Config built in code.
+func (c *Config) settings(s *config.Set) {
+	s.String(&c.Addr, "CONFIGAPI_ADDR", DefaultAddr, "listen address (the API, /healthz, /readyz, /metrics)")
+	s.String(&c.DatabaseURL, "DATABASE_URL", "", "the catalog's Postgres URL (required)")
+	s.Bool(&c.Migrate, "CONFIGAPI_MIGRATE", false, "apply catalog migrations at start")
+	s.PositiveInt64(&c.BodyLimit, "CONFIGAPI_BODY_LIMIT", DefaultBodyLimit, "request body limit in bytes (larger: 413)")
+	s.PositiveInt(&c.MaxIntegrations, "MAX_INTEGRATIONS_PER_TENANT", DefaultMaxIntegrations, "integrations per tenant, counting temporary and stopped ones")
+	s.PositiveDuration(&c.ShutdownTimeout, "CONFIGAPI_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "drain time for in-flight requests")
+	config.Custom(s, &c.WebhookAllowCIDRs, "WEBHOOK_ALLOW_CIDRS", "", "non-public address ranges _retry may call (comma-separated CIDRs or addresses)", parseCIDRs)
+	config.Custom(s, &c.OwnHosts, "PUBLIC_HOSTS", "", "this deployment's own hosts: callback URLs pointing at them are refused", parseOwnHosts)
+	config.Custom(s, &c.RetryRate, "CONFIGAPI_RETRY_RATE", strconv.FormatFloat(DefaultRetryRate, 'g', -1, 64), "per-tenant _retry calls per second; 0 turns the limit off", parseRetryRate)
+	s.PositiveInt(&c.RetryBurst, "CONFIGAPI_RETRY_BURST", DefaultRetryBurst, "per-tenant _retry calls at once")
+}
+
+func parseCIDRs(v string) ([]netip.Prefix, error) { return webhook.ParseCIDRs(config.SplitList(v)) }
+
+// parseOwnHosts reads PUBLIC_HOSTS; unset means none (nil).
+func parseOwnHosts(v string) (*webhook.OwnHosts, error) {
+	if v == "" {
+		return nil, nil
+	}
+	return webhook.ParseOwnHosts(config.SplitList(v))
+}
+
+// parseRetryRate reads CONFIGAPI_RETRY_RATE: 0 turns the limit off
+// (RetryRate < 0; a zero field takes the default).
+func parseRetryRate(v string) (float64, error) {
+	f, err := config.ParseFloat(v)
+	switch {
+	case err != nil || f < 0:
+		return 0, fmt.Errorf("%q is not a number of retries per second (0 = off)", v)
+	case f == 0:
+		return -1, nil
+	}
+	return f, nil
+}
+
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
-	}
-	if c.BodyLimit == 0 {
-		c.BodyLimit = DefaultBodyLimit
-	}
-	if c.MaxIntegrations == 0 {
-		c.MaxIntegrations = DefaultMaxIntegrations
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.RetryRate == 0 {
-		c.RetryRate = DefaultRetryRate
-	}
-	if c.RetryBurst == 0 {
-		c.RetryBurst = DefaultRetryBurst
-	}
+	c.settings(config.Defaults())
 	return c
 }
 
@@ -142,82 +163,21 @@ func (c Config) Validate() error {
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in main) and
-// validates it. It is the only place the service reads its environment.
+// validates it: every malformed variable is reported at once, before any
+// connection opens. It is the only place the service reads its environment.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
-		Addr:        getenv("CONFIGAPI_ADDR"),
-		DatabaseURL: getenv("DATABASE_URL"),
-		Auth:        auth.ConfigFromEnv(getenv),
-	}
-	var errs []error
+	var c Config
+	s := config.FromEnv(getenv)
+	c.settings(s)
+	c.Auth = auth.ConfigFromEnv(getenv)
 	keys, err := secrets.KeysFromEnv(getenv)
 	if err != nil {
-		errs = append(errs, err)
+		s.Fail(err)
 	}
 	if len(keys) > 0 {
 		c.EncryptionKey, c.EncryptionKeys = keys[0], keys
 	}
-	if v := getenv("PUBLIC_HOSTS"); v != "" {
-		own, err := webhook.ParseOwnHosts(strings.Split(v, ","))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("PUBLIC_HOSTS: %w", err))
-		}
-		c.OwnHosts = own
-	}
-	if v := getenv("CONFIGAPI_RETRY_RATE"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		switch {
-		case err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0):
-			errs = append(errs, fmt.Errorf("CONFIGAPI_RETRY_RATE: %q is not a number of retries per second (0 = off)", v))
-		case f == 0:
-			c.RetryRate = -1 // off
-		default:
-			c.RetryRate = f
-		}
-	}
-	if v := getenv("CONFIGAPI_RETRY_BURST"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("CONFIGAPI_RETRY_BURST: %q is not a positive integer", v))
-		}
-		c.RetryBurst = n
-	}
-	if v := getenv("CONFIGAPI_MIGRATE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("CONFIGAPI_MIGRATE: %q is not a boolean", v))
-		}
-		c.Migrate = b
-	}
-	if v := getenv("CONFIGAPI_BODY_LIMIT"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("CONFIGAPI_BODY_LIMIT: %q is not a positive number of bytes", v))
-		}
-		c.BodyLimit = n
-	}
-	if v := getenv("MAX_INTEGRATIONS_PER_TENANT"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("MAX_INTEGRATIONS_PER_TENANT: %q is not a positive integer", v))
-		}
-		c.MaxIntegrations = n
-	}
-	if v := getenv("WEBHOOK_ALLOW_CIDRS"); v != "" {
-		p, err := webhook.ParseCIDRs(strings.Fields(strings.ReplaceAll(v, ",", " ")))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_CIDRS: %w", err))
-		}
-		c.WebhookAllowCIDRs = p
-	}
-	if v := getenv("CONFIGAPI_SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("CONFIGAPI_SHUTDOWN_TIMEOUT: %q is not a positive duration", v))
-		}
-		c.ShutdownTimeout = d
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := s.Err(); err != nil {
 		return Config{}, fmt.Errorf("reading configapi config: %w", err)
 	}
 	c = c.WithDefaults()

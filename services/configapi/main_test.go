@@ -23,7 +23,10 @@ import (
 	"github.com/eventstream/eventstream/pkg/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	testenv.RunAsProcess(Run) // the process tests re-execute this binary
+	testenv.Main(m)
+}
 
 const testHS256Secret = "configapi-test-secret-0123456789abcdef"
 

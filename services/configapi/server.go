@@ -98,8 +98,13 @@ func (s *Server) routes() {
 	g.POST("/:id/rejected_events/:event_id/_retry", s.retry, write...)
 }
 
-// Handler serves the API, /openapi.json, /healthz and /readyz.
+// Handler serves the API, /openapi.json, /healthz and /readyz, and /metrics
+// once HandleMetrics was called.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// HandleMetrics serves h (the process's Prometheus metrics, see
+// telemetry.MetricsHandler) at GET /metrics. Call it before Run or Serve.
+func (s *Server) HandleMetrics(h http.Handler) { httpapi.Metrics(s.echo, h) }
 
 // Run serves on cfg.Addr until ctx ends, then drains in-flight requests for
 // at most cfg.ShutdownTimeout.

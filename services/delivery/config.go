@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/config"
 	"github.com/eventstream/eventstream/pkg/secrets"
 	"github.com/eventstream/eventstream/pkg/webhook"
 )
@@ -15,6 +14,9 @@ import (
 // Config is the delivery worker's configuration. Zero durations and counts
 // take the defaults (see WithDefaults).
 type Config struct {
+	// Addr is where the worker serves /healthz, /readyz and /metrics
+	// (DELIVERY_ADDR, default ":8083"; see package worker).
+	Addr string
 	// Pool names this worker's pool (DELIVERY_POOL, default "default").
 	Pool string
 	// PoolTenants are the tenants the pool serves (DELIVERY_POOL_TENANTS,
@@ -127,47 +129,54 @@ type Config struct {
 	ClockSkew time.Duration
 }
 
+// settings lists every variable of the worker, one line each with its
+// default and meaning: ConfigFromEnv reads them, WithDefaults applies the
+// defaults to a Config built in code. Settings in the order of their
+// dependencies (the initial concurrency's default depends on the maximum).
+func (c *Config) settings(s *config.Set) {
+	s.String(&c.Addr, "DELIVERY_ADDR", ":8083", "listen address of /healthz, /readyz and /metrics")
+	s.String(&c.Pool, "DELIVERY_POOL", "default", "this worker's pool name")
+	s.List(&c.PoolTenants, "DELIVERY_POOL_TENANTS", []string{"*"}, "tenants the pool serves (comma-separated); * = every tenant no other pool claims")
+	s.List(&c.Brokers, "KAFKA_BROKERS", nil, "comma-separated seed brokers (required)")
+	s.String(&c.DatabaseURL, "DATABASE_URL", "", "the catalog's Postgres URL (required by the worker process)")
+	s.String(&c.SecretsKey, "SECRETS_KEY", "", "32-byte key opening integration secrets (or SECRETS_KEYS)")
+	s.Int(&c.DatabaseMaxConns, "DATABASE_MAX_CONNS", 10, "the worker process's catalog pool size")
+	config.Custom(s, &c.OwnHosts, "PUBLIC_HOSTS", "", "this deployment's own hosts: webhooks to them are refused", parseOwnHosts)
+	s.Duration(&c.ResyncInterval, "DELIVERY_RESYNC_INTERVAL", 30*time.Second, "full reload of running integrations (besides LISTEN/NOTIFY)")
+	s.Duration(&c.StopPropagation, "DELIVERY_STOP_PROPAGATION", 2*time.Second, "bound on how long after _stop a new attempt may still start")
+	s.Duration(&c.AttemptTimeout, "WEBHOOK_ATTEMPT_TIMEOUT", webhook.DefaultTimeout, "one webhook attempt")
+	s.Int(&c.MaxInFlight, "DELIVERY_MAX_IN_FLIGHT", 1000, "records one integration holds between Kafka and a final outcome")
+	s.Int(&c.MaxInFlightBytes, "DELIVERY_MAX_IN_FLIGHT_BYTES", 64<<20, "bytes of request bodies those records hold")
+	s.Int(&c.MemoryBudget, "DELIVERY_MEMORY_BUDGET", 256<<20, "bytes of request bodies all of the worker's integrations hold together")
+	s.Int(&c.MaxConcurrency, "WEBHOOK_MAX_CONCURRENCY", 64, "most concurrent requests to one integration's endpoint")
+	s.Int(&c.InitialConcurrency, "WEBHOOK_INITIAL_CONCURRENCY", min(4, c.MaxConcurrency), "starting point of the adaptive concurrency limit")
+	s.Duration(&c.SlowResponse, "WEBHOOK_SLOW_RESPONSE", time.Second, "a 2xx slower than this does not grow the concurrency limit")
+	s.Duration(&c.RetryBase, "DELIVERY_RETRY_BASE", time.Second, "first retry backoff step (exponential, jittered)")
+	s.Duration(&c.RetryMax, "DELIVERY_RETRY_MAX", 5*time.Minute, "longest retry backoff step")
+	s.Int(&c.MaxRetries, "DELIVERY_MAX_RETRIES", 10, "retries after a failed first attempt before the integration stops")
+	config.Custom(s, &c.AllowCIDRs, "WEBHOOK_ALLOW_CIDRS", "", "non-public ranges webhooks may reach (comma-separated CIDRs or addresses)", parseCIDRs)
+	s.Int(&c.MaxResponseBody, "WEBHOOK_MAX_RESPONSE_BODY", webhook.DefaultMaxResponseBody, "bytes of a response body kept")
+	s.Duration(&c.TemporaryRetention, "DELIVERY_TEMPORARY_RETENTION", 7*24*time.Hour, "completed temporary integrations are deleted this long after completing")
+	s.Duration(&c.OffsetRetention, "DELIVERY_OFFSET_RETENTION", 30*24*time.Hour, "a restart later than this after a stop starts from now")
+	s.Duration(&c.AttemptRetention, "ATTEMPTS_RETENTION", 30*24*time.Hour, "attempt rows are dropped after this, by day partition")
+	s.Duration(&c.SessionTimeout, "KAFKA_SESSION_TIMEOUT", 45*time.Second, "consumer group session timeout")
+	s.Duration(&c.RebalanceTimeout, "KAFKA_REBALANCE_TIMEOUT", 60*time.Second, "consumer group rebalance timeout")
+	s.Duration(&c.CommitInterval, "DELIVERY_COMMIT_INTERVAL", time.Second, "how often finished offsets are committed")
+	s.Duration(&c.DrainTimeout, "DELIVERY_DRAIN_TIMEOUT", 15*time.Second, "time to finish in-flight work at shutdown or revocation")
+	s.Duration(&c.ClockSkew, "DELIVERY_CLOCK_SKEW", 5*time.Second, "allowance for ingest hosts' clocks")
+}
+
+func parseOwnHosts(v string) (*webhook.OwnHosts, error) {
+	return webhook.ParseOwnHosts(config.SplitList(v))
+}
+func parseCIDRs(v string) ([]netip.Prefix, error) { return webhook.ParseCIDRs(config.SplitList(v)) }
+
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	if c.Pool == "" {
-		c.Pool = "default"
+	c.settings(config.Defaults())
+	if c.MinConcurrency == 0 {
+		c.MinConcurrency = 1
 	}
-	if len(c.PoolTenants) == 0 {
-		c.PoolTenants = []string{"*"}
-	}
-	setDur := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	setInt := func(n *int, v int) {
-		if *n == 0 {
-			*n = v
-		}
-	}
-	setDur(&c.ResyncInterval, 30*time.Second)
-	setDur(&c.StopPropagation, 2*time.Second)
-	setDur(&c.AttemptTimeout, webhook.DefaultTimeout)
-	setInt(&c.MaxInFlight, 1000)
-	setInt(&c.MaxInFlightBytes, 64<<20)
-	setInt(&c.MemoryBudget, 256<<20)
-	setInt(&c.DatabaseMaxConns, 10)
-	setInt(&c.MaxConcurrency, 64)
-	setInt(&c.MinConcurrency, 1)
-	setInt(&c.InitialConcurrency, min(4, c.MaxConcurrency))
-	setDur(&c.SlowResponse, time.Second)
-	setDur(&c.RetryBase, time.Second)
-	setDur(&c.RetryMax, 5*time.Minute)
-	setInt(&c.MaxRetries, 10)
-	setInt(&c.MaxResponseBody, webhook.DefaultMaxResponseBody)
-	setDur(&c.TemporaryRetention, 7*24*time.Hour)
-	setDur(&c.OffsetRetention, 30*24*time.Hour)
-	setDur(&c.AttemptRetention, 30*24*time.Hour)
-	setDur(&c.SessionTimeout, 45*time.Second)
-	setDur(&c.RebalanceTimeout, 60*time.Second)
-	setDur(&c.CommitInterval, time.Second)
-	setDur(&c.DrainTimeout, 15*time.Second)
-	setDur(&c.ClockSkew, 5*time.Second)
 	return c
 }
 
@@ -228,72 +237,20 @@ func (c Config) Validate() error {
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in main)
-// and validates it. Durations use Go syntax ("1500ms", "30s", "720h").
+// and validates it: every malformed variable is reported at once, before
+// any connection opens. Durations use Go syntax ("1500ms", "30s", "720h").
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
-		Pool:        getenv("DELIVERY_POOL"),
-		PoolTenants: splitList(getenv("DELIVERY_POOL_TENANTS")),
-		Brokers:     splitList(getenv("KAFKA_BROKERS")),
-		DatabaseURL: getenv("DATABASE_URL"),
-		SecretsKey:  getenv("SECRETS_KEY"),
-	}
-	var errs []error
-	durations := map[string]*time.Duration{
-		"DELIVERY_RESYNC_INTERVAL": &c.ResyncInterval, "DELIVERY_STOP_PROPAGATION": &c.StopPropagation,
-		"WEBHOOK_ATTEMPT_TIMEOUT": &c.AttemptTimeout, "WEBHOOK_SLOW_RESPONSE": &c.SlowResponse,
-		"DELIVERY_RETRY_BASE": &c.RetryBase, "DELIVERY_RETRY_MAX": &c.RetryMax,
-		"DELIVERY_TEMPORARY_RETENTION": &c.TemporaryRetention, "DELIVERY_OFFSET_RETENTION": &c.OffsetRetention,
-		"ATTEMPTS_RETENTION": &c.AttemptRetention, "KAFKA_SESSION_TIMEOUT": &c.SessionTimeout,
-		"KAFKA_REBALANCE_TIMEOUT": &c.RebalanceTimeout, "DELIVERY_COMMIT_INTERVAL": &c.CommitInterval,
-		"DELIVERY_DRAIN_TIMEOUT": &c.DrainTimeout, "DELIVERY_CLOCK_SKEW": &c.ClockSkew,
-	}
-	for name, p := range durations {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			}
-			*p = d
-		}
-	}
-	ints := map[string]*int{
-		"DELIVERY_MAX_IN_FLIGHT": &c.MaxInFlight, "DELIVERY_MAX_IN_FLIGHT_BYTES": &c.MaxInFlightBytes,
-		"DELIVERY_MEMORY_BUDGET":      &c.MemoryBudget,
-		"WEBHOOK_MAX_CONCURRENCY":     &c.MaxConcurrency,
-		"WEBHOOK_INITIAL_CONCURRENCY": &c.InitialConcurrency, "DELIVERY_MAX_RETRIES": &c.MaxRetries,
-		"WEBHOOK_MAX_RESPONSE_BODY": &c.MaxResponseBody, "DATABASE_MAX_CONNS": &c.DatabaseMaxConns,
-	}
-	for name, p := range ints {
-		if v := getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			}
-			*p = n
-		}
-	}
+	var c Config
+	s := config.FromEnv(getenv)
+	c.settings(s)
 	keys, err := secrets.KeysFromEnv(getenv)
 	if err != nil {
-		errs = append(errs, err)
+		s.Fail(err)
 	}
 	c.SecretsKeys = keys
-	own, err := webhook.ParseOwnHosts(splitList(getenv("PUBLIC_HOSTS")))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("PUBLIC_HOSTS: %w", err))
-	}
-	c.OwnHosts = own
-	allow, err := webhook.ParseCIDRs(splitList(getenv("WEBHOOK_ALLOW_CIDRS")))
-	if err != nil {
-		errs = append(errs, fmt.Errorf("WEBHOOK_ALLOW_CIDRS: %w", err))
-	}
-	c.AllowCIDRs = allow
-	if err := errors.Join(errs...); err != nil {
+	if err := s.Err(); err != nil {
 		return c, err
 	}
 	c = c.WithDefaults()
 	return c, c.Validate()
-}
-
-func splitList(s string) []string {
-	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }

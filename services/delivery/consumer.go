@@ -68,6 +68,7 @@ type consumer struct {
 	confirmCh chan struct{}
 
 	interruptOnce   sync.Once
+	interruptCause  StopCause
 	interruptReason string
 
 	// mu guards parts and serialises commits with revocations, so nothing
@@ -130,9 +131,9 @@ func newConsumer(deps consumerDeps, in *catalog.Integration, st catalog.Delivery
 // stop ends the run with cause; the first cause wins.
 func (c *consumer) stop(cause error) { c.cancel(cause) }
 
-func (c *consumer) interrupt(reason string) {
+func (c *consumer) interrupt(cause StopCause, reason string) {
 	c.interruptOnce.Do(func() {
-		c.interruptReason = reason
+		c.interruptCause, c.interruptReason = cause, reason
 		c.cancel(errInterrupted)
 	})
 }
@@ -145,7 +146,9 @@ func (c *consumer) run() error {
 	if err != nil {
 		return fmt.Errorf("building sink: %w", err)
 	}
+	c.mu.Lock() // the lag gauge reads sink and cl from the scrape goroutine
 	c.sink = sink
+	c.mu.Unlock()
 	cfg := c.deps.cfg
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -191,7 +194,9 @@ func (c *consumer) run() error {
 		_ = sink.Close(context.Background())
 		return fmt.Errorf("creating kafka client: %w", err)
 	}
+	c.mu.Lock()
 	c.cl = cl
+	c.mu.Unlock()
 
 	var bg sync.WaitGroup
 	bg.Add(1)

@@ -45,6 +45,7 @@ func (c *consumer) gate(ctx context.Context) error {
 // retrying while the catalog is unreachable (until the worker shuts down).
 func (c *consumer) persistInterrupt() {
 	c.log.Warn("integration interrupted", "reason", c.interruptReason)
+	c.recordStop(c.interruptCause)
 	c.setStopped(catalog.ActionStopped, c.interruptReason)
 }
 

@@ -3,30 +3,44 @@ package delivery
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/eventstream/eventstream/pkg/config"
 )
 
 func TestTrackerCommitsContiguousDonePrefix(t *testing.T) {
 	tr := newTracker()
+	base := time.UnixMilli(1_700_000_000_000)
+	at := func(o int64) time.Time { return base.Add(time.Duration(o) * time.Second) }
 	for _, o := range []int64{5, 6, 7, 9, 12} { // gaps: compaction, markers
-		tr.add(o)
+		tr.add(o, at(o))
 	}
 	steps := []struct {
-		done int64
-		want int64
+		done, want int64
+		oldest     int64 // offset whose timestamp is the oldest not done; -1: none
 	}{
-		{6, -1},  // 5 still open
-		{9, -1},  // still 5
-		{5, 7},   // 5,6 done -> next is 7
-		{100, 7}, // unknown offset: ignored
-		{7, 10},  // 5,6,7,9 -> 10
-		{12, 13},
+		{6, -1, 5},  // 5 still open
+		{9, -1, 5},  // still 5
+		{5, 7, 7},   // 5,6 done -> next is 7
+		{100, 7, 7}, // unknown offset: ignored
+		{7, 10, 12}, // 5,6,7,9 -> 10
+		{12, 13, -1},
+	}
+	if ts, ok := tr.oldest(); !ok || !ts.Equal(at(5)) {
+		t.Fatalf("oldest before any done = %v, %v; want offset 5's timestamp", ts, ok)
 	}
 	for _, s := range steps {
 		tr.done(s.done)
 		if got := tr.commitPoint(); got != s.want {
 			t.Fatalf("after done(%d) commit point = %d, want %d", s.done, got, s.want)
+		}
+		ts, ok := tr.oldest()
+		if s.oldest < 0 && ok || s.oldest >= 0 && (!ok || !ts.Equal(at(s.oldest))) {
+			t.Fatalf("after done(%d) oldest = %v, %v; want offset %d's timestamp", s.done, ts, ok, s.oldest)
 		}
 	}
 	if tr.pending() != 0 {
@@ -34,7 +48,7 @@ func TestTrackerCommitsContiguousDonePrefix(t *testing.T) {
 	}
 	// Long runs compact without losing order.
 	for o := int64(13); o < 10000; o++ {
-		tr.add(o)
+		tr.add(o, at(o))
 		if o%2 == 0 {
 			tr.done(o - 1)
 			tr.done(o)
@@ -206,5 +220,21 @@ func TestByteBudget(t *testing.T) {
 	close(stop)
 	if err := acquire(ctx, 1, false, stop); !errors.Is(err, errSinkStopped) {
 		t.Fatalf("acquire on a stopped sink = %v", err)
+	}
+}
+
+// Every variable the worker reads is documented in the README.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	s := config.Defaults()
+	c.settings(s)
+	for _, v := range s.Vars() {
+		if !strings.Contains(string(readme), "`"+v.Name+"`") {
+			t.Errorf("README.md does not mention %s (%s; default %q)", v.Name, v.Help, v.Default)
+		}
 	}
 }

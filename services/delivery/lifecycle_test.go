@@ -285,8 +285,9 @@ func TestTwoWorkersSplitPartitionsAndHandOver(t *testing.T) {
 }
 
 // workerProcess starts a delivery worker as a separate process (this test
-// binary re-executed) and returns it with its captured output.
-func (e *env) workerProcess() (*exec.Cmd, *bytes.Buffer) {
+// binary re-executed) and returns it with its captured output. env entries
+// (NAME=value) override the test defaults.
+func (e *env) workerProcess(env ...string) (*exec.Cmd, *bytes.Buffer) {
 	e.t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	var out bytes.Buffer
@@ -304,7 +305,9 @@ func (e *env) workerProcess() (*exec.Cmd, *bytes.Buffer) {
 		"DELIVERY_DRAIN_TIMEOUT=2s",
 		"DELIVERY_RETRY_BASE=5ms",
 		"DELIVERY_RETRY_MAX=40ms",
+		"DELIVERY_ADDR=127.0.0.1:0",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -27,6 +28,8 @@ type instruments struct {
 	rejectedUnstored metric.Int64Counter
 	// undecodable counts records no integration can read.
 	undecodable metric.Int64Counter
+	// stops counts integrations the worker stopped, by StopCause.
+	stops metric.Int64Counter
 }
 
 var (
@@ -49,17 +52,24 @@ func workerMetrics() *instruments {
 			metric.WithDescription("Rejected events the catalog refused or kept failing to store; the integration stopped instead of dropping them."))
 		in.undecodable, _ = meter.Int64Counter("eventstream.delivery.undecodable_records",
 			metric.WithDescription("Kafka records that could not be decoded; each is recorded as a FAILURE attempt and skipped."))
+		in.stops, _ = meter.Int64Counter("eventstream.delivery.integration_stops",
+			metric.WithDescription("Integrations the worker stopped (interrupted or, for temporary ones, completed), by reason."))
 		dropped, _ := meter.Int64ObservableCounter("eventstream.delivery.attempt_rows_dropped",
 			metric.WithDescription("Attempt rows the catalog refused even in their safe form (logged with their ids)."))
 		memory, _ := meter.Int64ObservableGauge("eventstream.delivery.inflight_bytes", metric.WithUnit("By"),
 			metric.WithDescription("Webhook request bodies held in flight by the worker, against DELIVERY_MEMORY_BUDGET."))
 		queue, _ := meter.Int64ObservableGauge("eventstream.delivery.attempt_queue",
 			metric.WithDescription("Attempt rows waiting to be written to the catalog."))
-		lag, _ := meter.Int64ObservableGauge("eventstream.delivery.consumer_lag",
+		// Named without the delivery prefix: the chart's KEDA trigger and
+		// the alerts select eventstream_consumer_lag{pool=...}.
+		lag, _ := meter.Int64ObservableGauge("eventstream.consumer_lag",
 			metric.WithDescription("Records of an integration's assigned partitions not yet final (high watermark minus commit point)."))
+		lagAge, _ := meter.Float64ObservableGauge("eventstream.consumer_lag_seconds", metric.WithUnit("s"),
+			metric.WithDescription("Age of the oldest record of an integration's assigned partitions not yet final (0 when none waits)."))
 		limit, _ := meter.Int64ObservableGauge("eventstream.delivery.webhook.concurrency_limit",
 			metric.WithDescription("Current adaptive concurrency limit of a webhook integration."))
 		_, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			now := time.Now()
 			registry.each(func(s *Service, cs []*consumer) {
 				pool := metric.WithAttributes(attribute.String("pool", s.cfg.Pool))
 				o.ObserveInt64(queue, int64(s.attempts.Queued()), pool)
@@ -67,7 +77,15 @@ func workerMetrics() *instruments {
 				o.ObserveInt64(memory, s.bodies.inUse(), pool)
 				for _, c := range cs {
 					attrs := metric.WithAttributes(attribute.String("tenant", c.in.Tenant), attribute.String("integration", c.in.ID))
-					o.ObserveInt64(lag, c.lag(), attrs)
+					withPool := metric.WithAttributes(attribute.String("pool", s.cfg.Pool),
+						attribute.String("tenant", c.in.Tenant), attribute.String("integration", c.in.ID))
+					records, oldest := c.lag()
+					o.ObserveInt64(lag, records, withPool)
+					age := 0.0
+					if !oldest.IsZero() && now.After(oldest) {
+						age = now.Sub(oldest).Seconds()
+					}
+					o.ObserveFloat64(lagAge, age, withPool)
 					if ws, ok := c.sink.(*webhookSink); ok {
 						l, _ := ws.lim.current()
 						o.ObserveInt64(limit, int64(l), attrs)
@@ -75,7 +93,7 @@ func workerMetrics() *instruments {
 				}
 			})
 			return nil
-		}, queue, lag, limit, dropped, memory)
+		}, queue, lag, lagAge, limit, dropped, memory)
 		metricsInst = in
 	})
 	return metricsInst
@@ -111,6 +129,17 @@ func (r *serviceRegistry) remove(s *Service, c *consumer) {
 	delete(r.running[s], c)
 }
 
+// of returns s's running consumers.
+func (r *serviceRegistry) of(s *Service) []*consumer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cs := make([]*consumer, 0, len(r.running[s]))
+	for c := range r.running[s] {
+		cs = append(cs, c)
+	}
+	return cs
+}
+
 func (r *serviceRegistry) each(fn func(*Service, []*consumer)) {
 	r.mu.Lock()
 	type entry struct {
@@ -121,7 +150,10 @@ func (r *serviceRegistry) each(fn func(*Service, []*consumer)) {
 	for s, m := range r.running {
 		e := entry{s: s}
 		for c := range m {
-			if c.sink != nil {
+			c.mu.Lock()
+			started := c.sink != nil
+			c.mu.Unlock()
+			if started {
 				e.cs = append(e.cs, c)
 			}
 		}
@@ -134,22 +166,128 @@ func (r *serviceRegistry) each(fn func(*Service, []*consumer)) {
 }
 
 // lag sums, over the consumer's partitions, the records between the commit
-// point and the high watermark last seen.
-func (c *consumer) lag() int64 {
+// point and the high watermark last seen (at the last fetch or the last
+// end-offset refresh, see refreshEndOffsets), and returns the timestamp of
+// the oldest record not yet final (zero when none waits). It reads only
+// what the consumer holds in memory: a scrape costs no broker or catalog
+// call, whatever the number of integrations.
+func (c *consumer) lag() (records int64, oldest time.Time) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	var n int64
+	parts := make([]*partState, 0, len(c.parts))
 	for _, ps := range c.parts {
+		parts = append(parts, ps)
+	}
+	cl := c.cl
+	c.mu.Unlock()
+	var committed map[int32]kgo.EpochOffset
+	for _, ps := range parts {
 		hw := ps.highWater.Load()
 		at := ps.tr.commitPoint()
 		if at < 0 {
 			at = ps.firstOffset.Load()
 		}
+		if at < 0 && hw > 0 && cl != nil {
+			// Nothing fetched here yet (other partitions' buffers may be
+			// full): count from the group's committed offset, which the
+			// client knows from joining.
+			if committed == nil {
+				committed = cl.CommittedOffsets()[c.topic]
+			}
+			if eo, ok := committed[ps.p]; ok {
+				at = eo.Offset
+			}
+		}
 		if hw > at && at >= 0 {
-			n += hw - at
+			records += hw - at
+		}
+		ts, ok := ps.tr.oldest()
+		if !ok {
+			ts, ok = ps.oldestBuffered()
+		}
+		if ok && (oldest.IsZero() || ts.Before(oldest)) {
+			oldest = ts
 		}
 	}
-	return n
+	return records, oldest
+}
+
+// oldestBuffered is the timestamp of the first record polled but not yet
+// handed to the sink.
+func (ps *partState) oldestBuffered() (time.Time, bool) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.buf) == 0 {
+		return time.Time{}, false
+	}
+	return ps.buf[0].Timestamp, true
+}
+
+// raiseHighWater moves the partition's known end offset forward (never back).
+func (ps *partState) raiseHighWater(end int64) {
+	for {
+		old := ps.highWater.Load()
+		if end <= old || ps.highWater.CompareAndSwap(old, end) {
+			return
+		}
+	}
+}
+
+// endOffsetRefresh is how often the worker asks the brokers for the end
+// offsets of its consumers' topics.
+const endOffsetRefresh = 15 * time.Second
+
+// refreshEndOffsets keeps the lag gauge's high watermarks current while
+// consumers do not fetch (a slow endpoint fills the buffers, polling stops,
+// and the lag would stop growing exactly when a pool needs scaling): every
+// endOffsetRefresh, one ListOffsets request per broker for every topic the
+// worker consumes (topics are per tenant), not one per integration.
+func (s *Service) refreshEndOffsets(ctx context.Context) {
+	t := time.NewTicker(endOffsetRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cs := registry.of(s)
+		topics := map[string]bool{}
+		for _, c := range cs {
+			topics[c.topic] = true
+		}
+		if len(topics) == 0 {
+			continue
+		}
+		names := make([]string, 0, len(topics))
+		for tp := range topics {
+			names = append(names, tp)
+		}
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ends, err := s.adm.ListEndOffsets(lctx, names...)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Debug("listing end offsets for the lag gauge", "err", err)
+			}
+			continue
+		}
+		for _, c := range cs {
+			c.mu.Lock()
+			for p, ps := range c.parts {
+				if lo, ok := ends.Lookup(c.topic, p); ok && lo.Err == nil {
+					ps.raiseHighWater(lo.Offset)
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// recordStop counts an integration the worker stopped.
+func (c *consumer) recordStop(cause StopCause) {
+	workerMetrics().stops.Add(context.Background(), 1, metric.WithAttributes(
+		attribute.String("pool", c.deps.cfg.Pool), attribute.String("tenant", c.in.Tenant),
+		attribute.String("integration", c.in.ID), attribute.String("reason", string(cause))))
 }
 
 // sinkMetrics are one sink's instruments with their attributes prepared,

@@ -118,7 +118,7 @@ func (ps *partState) feed() {
 		if kr == nil {
 			return
 		}
-		ps.tr.add(kr.Offset)
+		ps.tr.add(kr.Offset, kr.Timestamp)
 		ps.firstOffset.CompareAndSwap(-1, kr.Offset)
 		ts := kr.Timestamp.UnixMilli()
 		if c.fromMs > 0 && ts < c.fromMs {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -51,6 +52,11 @@ type Service struct {
 	exited    chan *consumer
 	poke      chan struct{}
 	cleanup   chan struct{}
+
+	// admCl is adm's client, set while Run's supervisor loop runs (Ready
+	// pings it); lastPoll is when (unix ns) the last state poll succeeded.
+	admCl    atomic.Pointer[kgo.Client]
+	lastPoll atomic.Int64
 }
 
 type ikey struct{ tenant, id string }
@@ -157,12 +163,15 @@ func (s *Service) Run(ctx context.Context) error {
 	writer.Go(func() error { return s.attempts.Run(writerCtx) })
 	housekeeping.Go(func() error { s.listen(ctx); return nil })
 	housekeeping.Go(func() error { s.janitor(ctx); return nil })
+	housekeeping.Go(func() error { s.refreshEndOffsets(ctx); return nil })
 
 	// The supervisor loop only reads the catalog and starts/stops consumers,
 	// so it confirms running integrations every StopPropagation/4 without
 	// being held up by slower housekeeping (the janitor's).
 	poll := time.NewTicker(max(s.cfg.StopPropagation/4, 10*time.Millisecond))
 	defer poll.Stop()
+	s.admCl.Store(admCl)
+	defer s.admCl.Store(nil)
 	resync := time.NewTicker(s.cfg.ResyncInterval)
 	defer resync.Stop()
 	s.pollStates(ctx, true)
@@ -190,6 +199,28 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	stopWriter()
 	return writer.Wait()
+}
+
+// Ready reports whether the worker can deliver: its supervisor is running
+// and read the integration states recently (so it starts, stops and
+// confirms consumers), and Postgres and Kafka answer. The worker's /readyz
+// serves it; ctx bounds the pings.
+func (s *Service) Ready(ctx context.Context) error {
+	cl := s.admCl.Load()
+	if cl == nil {
+		return errors.New("the supervisor is not running")
+	}
+	stale := max(3*s.cfg.StopPropagation, 10*time.Second)
+	if last := time.Unix(0, s.lastPoll.Load()); time.Since(last) > stale {
+		return fmt.Errorf("no successful integration state poll for %s", time.Since(last).Round(time.Second))
+	}
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging the catalog database: %w", err)
+	}
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging kafka: %w", err)
+	}
+	return nil
 }
 
 func (s *Service) pokeNow() {
@@ -276,6 +307,7 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 		}
 		return
 	}
+	s.lastPoll.Store(readAt.UnixNano())
 	seen := make(map[ikey]catalog.DeliveryState, len(states))
 	for _, st := range states {
 		k := ikey{st.Tenant, st.ID}

@@ -57,11 +57,33 @@ type SinkEnv struct {
 	// Interrupt stops the integration: the core stops consuming, commits what is
 	// Done, sets the integration stopped and writes reason to its log with the
 	// integration_stopped action. Records not Done are redelivered on _start.
-	// Safe for concurrent use; only the first call counts.
-	Interrupt func(reason string)
+	// Safe for concurrent use; only the first call counts. cause classifies
+	// the stop for the stops metric; reason is what the user reads.
+	Interrupt func(cause StopCause, reason string)
 	Attempts  AttemptWriter
 	Logs      LogWriter
 }
+
+// StopCause is why the worker stopped an integration: a small fixed set, the
+// reason label of eventstream_delivery_integration_stops_total (the free-text
+// reason goes to the integration's log).
+type StopCause string
+
+const (
+	// StopRetriesExhausted: an attempt failed MaxRetries more times.
+	StopRetriesExhausted StopCause = "retries_exhausted"
+	// StopRejectedFull: the endpoint rejected an event and the integration
+	// already holds the most rejected events it may.
+	StopRejectedFull StopCause = "rejected_full"
+	// StopUnstorable: a rejected event could not be stored.
+	StopUnstorable StopCause = "unstorable"
+	// StopAddressRefused: the endpoint's address is not allowed (SSRF guard).
+	StopAddressRefused StopCause = "address_refused"
+	// StopS3Failed: S3 requests kept failing, or an upload was lost.
+	StopS3Failed StopCause = "s3_failed"
+	// StopCompleted: a temporary integration delivered its whole window.
+	StopCompleted StopCause = "completed"
+)
 
 // Sink delivers one integration's records to its target. The core calls
 // Deliver from one goroutine per assigned partition.

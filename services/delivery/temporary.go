@@ -74,6 +74,7 @@ func (c *consumer) checkCompletion() {
 	}
 	comp.done = true
 	c.log.Info("temporary integration completed")
+	c.recordStop(StopCompleted)
 	c.setStopped(catalog.ActionCompleted,
 		fmt.Sprintf("Completed: all events up to %s were delivered.", events.FormatTime(*c.in.EndsAt)))
 	c.stop(errStopRequested)

@@ -3,6 +3,7 @@ package delivery
 import (
 	"sort"
 	"sync"
+	"time"
 )
 
 // tracker follows the records of one partition handed to a sink, in offset
@@ -20,13 +21,16 @@ type tracker struct {
 
 type trackEntry struct {
 	offset int64
-	done   bool
+	// ts is the record timestamp (unix ms), for the lag-in-seconds gauge.
+	ts   int64
+	done bool
 }
 
 func newTracker() *tracker { return &tracker{next: -1} }
 
-// add tracks offset, which must be above every offset tracked before.
-func (t *tracker) add(offset int64) {
+// add tracks offset, stamped ts, which must be above every offset tracked
+// before.
+func (t *tracker) add(offset int64, ts time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.head > 0 && t.head >= len(t.entries)/2 {
@@ -35,7 +39,7 @@ func (t *tracker) add(offset int64) {
 		t.entries = t.entries[:n]
 		t.head = 0
 	}
-	t.entries = append(t.entries, trackEntry{offset: offset})
+	t.entries = append(t.entries, trackEntry{offset: offset, ts: ts.UnixMilli()})
 }
 
 // done marks offset done and advances the commit point over the done prefix.
@@ -68,4 +72,17 @@ func (t *tracker) pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.entries) - t.head
+}
+
+// oldest returns the timestamp of the oldest tracked record not yet done
+// (the one holding the commit point back), false when every tracked record
+// is done. Timestamps need not grow with offsets (several ingest hosts), so
+// this is the oldest by offset, which is what the commit waits for.
+func (t *tracker) oldest() (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.head >= len(t.entries) {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(t.entries[t.head].ts), true
 }

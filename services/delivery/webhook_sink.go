@@ -126,7 +126,7 @@ func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
 	s.seqMu.Lock()
 	j.seq = s.nextSeq
 	s.nextSeq++
-	s.fin.add(j.seq)
+	s.fin.add(j.seq, r.Timestamp)
 	s.seqMu.Unlock()
 	s.ready <- j
 	return nil
@@ -175,9 +175,9 @@ func (s *webhookSink) Close(ctx context.Context) error {
 
 // interrupt stops the integration once; records not Done are redelivered
 // when it is started again.
-func (s *webhookSink) interrupt(reason string) {
+func (s *webhookSink) interrupt(cause StopCause, reason string) {
 	if s.stopped.CompareAndSwap(false, true) {
-		s.env.Interrupt(reason)
+		s.env.Interrupt(cause, reason)
 	}
 	s.stop()
 	s.notifyWaiters()
@@ -334,7 +334,7 @@ func (s *webhookSink) reject(j *job, res webhook.Result) bool {
 		case err == nil:
 			return true
 		case errors.Is(err, catalog.ErrRejectedFull):
-			s.interrupt(fmt.Sprintf("Stopped: the endpoint rejected event %s (HTTP status code 400) and %d rejected events "+
+			s.interrupt(StopRejectedFull, fmt.Sprintf("Stopped: the endpoint rejected event %s (HTTP status code 400) and %d rejected events "+
 				"are already stored, so nothing more can be set aside. Nothing was dropped: retry or delete rejected "+
 				"events, then start the integration again to resume with this event.", ev.GetEventId(), catalog.MaxRejectedEvents))
 			return false
@@ -343,7 +343,7 @@ func (s *webhookSink) reject(j *job, res webhook.Result) bool {
 		case errors.Is(err, catalog.ErrUnstorable) || n >= rejectRetries:
 			s.metrics.in.rejectedUnstored.Add(context.Background(), 1)
 			s.log.Error("storing rejected event", "event_id", ev.GetEventId(), "partition", j.rec.Partition, "offset", j.rec.Offset, "err", err)
-			s.interrupt(fmt.Sprintf("Stopped: the endpoint rejected event %s (HTTP status code 400) and it could not be "+
+			s.interrupt(StopUnstorable, fmt.Sprintf("Stopped: the endpoint rejected event %s (HTTP status code 400) and it could not be "+
 				"stored as a rejected event (%s). Nothing was dropped: start the integration again to resume with this event.",
 				ev.GetEventId(), catalog.SafeText(err.Error(), 300)))
 			return false
@@ -363,13 +363,13 @@ func (s *webhookSink) retry(j *job, res webhook.Result) {
 	if res.Blocked() {
 		// A refused address (private, loopback, metadata, or the service's
 		// own hosts) is a configuration to fix, not a failure to wait out.
-		s.interrupt(fmt.Sprintf("Stopped: %s Delivery to this address is not allowed: change the callback URL "+
+		s.interrupt(StopAddressRefused, fmt.Sprintf("Stopped: %s Delivery to this address is not allowed: change the callback URL "+
 			"(or ask the operator to allow the address), then start the integration again to resume with this event.", reason))
 		s.finish(j)
 		return
 	}
 	if j.retriesLeft <= 0 {
-		s.interrupt(fmt.Sprintf("Stopped after %d failed retries. %s", s.cfg.MaxRetries, reason))
+		s.interrupt(StopRetriesExhausted, fmt.Sprintf("Stopped after %d failed retries. %s", s.cfg.MaxRetries, reason))
 		s.finish(j)
 		return
 	}

@@ -3,6 +3,7 @@ package eventstream
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,6 +116,81 @@ func Migrate(ctx context.Context, a adminEnv, out io.Writer) error {
 		fmt.Fprintln(out, "applied", m)
 	}
 	return nil
+}
+
+// MigrateOptions are the flags of `eventstream migrate`.
+type MigrateOptions struct {
+	// Wait applies nothing: it polls until the catalog holds every migration
+	// this binary embeds (--wait; the chart's init containers run it, so pods
+	// wait for the schema their image needs, never for the hook Job).
+	Wait bool
+	// Timeout bounds Wait; past it the command fails (--timeout, 5m).
+	Timeout time.Duration
+	// Interval is the pause between polls (--interval, 2s).
+	Interval time.Duration
+}
+
+func parseMigrateArgs(args []string, stderr io.Writer) (MigrateOptions, error) {
+	o := MigrateOptions{}
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&o.Wait, "wait", false, "apply nothing; wait until the catalog has every migration this binary embeds")
+	fs.DurationVar(&o.Timeout, "timeout", 5*time.Minute, "with --wait: give up (exit 1) after this long")
+	fs.DurationVar(&o.Interval, "interval", 2*time.Second, "with --wait: pause between checks")
+	if err := fs.Parse(args); err != nil {
+		return o, errUsage
+	}
+	if fs.NArg() > 0 || o.Timeout <= 0 || o.Interval <= 0 {
+		fmt.Fprintln(stderr, "usage: eventstream migrate [--wait [--timeout d] [--interval d]]")
+		return o, errUsage
+	}
+	return o, nil
+}
+
+// WaitForSchema polls the catalog until it holds every embedded migration
+// (catalog.Pending), applying nothing; it fails after o.Timeout, naming what
+// is still missing (or why the database could not be read). An unreachable
+// database is waited for too: pods may start before Postgres answers.
+func WaitForSchema(ctx context.Context, a adminEnv, o MigrateOptions, out io.Writer) error {
+	u, err := a.databaseURL()
+	if err != nil {
+		return err
+	}
+	pool, err := pgxpool.New(ctx, u)
+	if err != nil {
+		return fmt.Errorf("connecting to postgres: %w", err)
+	}
+	defer pool.Close()
+	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	said := ""
+	for {
+		qctx, qcancel := context.WithTimeout(wctx, 5*time.Second)
+		pending, err := catalog.Pending(qctx, pool)
+		qcancel()
+		if err == nil && len(pending) == 0 {
+			fmt.Fprintln(out, "catalog has every migration")
+			return nil
+		}
+		state := "waiting for migrations: " + strings.Join(pending, ", ")
+		if err != nil {
+			state = "waiting for the catalog: " + err.Error()
+		}
+		if state != said {
+			fmt.Fprintln(out, state)
+			said = state
+		}
+		t := time.NewTimer(o.Interval)
+		select {
+		case <-wctx.Done():
+			t.Stop()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("timed out after %s %s", o.Timeout, state)
+		case <-t.C:
+		}
+	}
 }
 
 // TenantOptions are the flags of `eventstream tenant`.

@@ -24,6 +24,9 @@ const usage = `usage: eventstream <command> [arguments]
 commands:
   run                         start the local stack (Ctrl-C stops it)
   migrate                     apply catalog migrations to DATABASE_URL (or the running local stack)
+  migrate --wait [--timeout d] apply nothing: wait until the catalog has every migration this
+                              binary embeds (exit 1 after the timeout, default 5m)
+  --version                   print the version and exit
   tenant <name> [--scopes s] [--ttl d]
                               provision a tenant (catalog row + Kafka topic) and print a
                               bearer token for it as the last line
@@ -76,7 +79,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 			err = st.Run(ctx)
 		}
 	case "migrate":
-		err = Migrate(ctx, a, stdout)
+		var o MigrateOptions
+		if o, err = parseMigrateArgs(rest, stderr); err != nil {
+			break
+		}
+		if o.Wait {
+			err = WaitForSchema(ctx, a, o, stdout)
+		} else {
+			err = Migrate(ctx, a, stdout)
+		}
 	case "tenant", "token":
 		var o TenantOptions
 		if o, err = parseTenantArgs(cmd, rest, cfg, stderr); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/eventstream/eventstream/pkg/config"
 	"github.com/eventstream/eventstream/pkg/kafka"
 )
 
@@ -71,105 +72,85 @@ const (
 	DefaultDemoTenant   = "demo"
 )
 
-// DefaultConfig returns the configuration used when no variable is set.
-func DefaultConfig() Config {
-	return Config{
-		DataDir:          DefaultDataDir,
-		Addr:             DefaultAddr,
-		PostgresPort:     DefaultPostgresPort,
-		KafkaPort:        DefaultKafkaPort,
-		S3Port:           DefaultS3Port,
-		DemoTenant:       DefaultDemoTenant,
-		TopicPartitions:  3,
-		TopicReplication: -1,
-		TopicRetention:   kafka.DefaultRetention,
-		TokenTTL:         24 * time.Hour,
-		ShutdownTimeout:  20 * time.Second,
-		LogLevel:         slog.LevelInfo,
-	}
+// settings lists every variable of the runner, one line each with its
+// default and meaning (see package config): ConfigFromEnv reads them,
+// DefaultConfig applies the defaults. A port of 0 means any free port, so
+// the defaults apply to unset variables only.
+func (c *Config) settings(s *config.Set) {
+	s.String(&c.DataDir, "EVENTSTREAM_DATA_DIR", DefaultDataDir, "what the local stack keeps between runs")
+	config.Custom(s, &c.Addr, "EVENTSTREAM_ADDR", DefaultAddr, "the base URL's listen address (host:port or http://host:port)", parseAddr)
+	config.Custom(s, &c.PostgresPort, "EVENTSTREAM_POSTGRES_PORT", strconv.Itoa(DefaultPostgresPort), "embedded Postgres port (0: any)", parsePort)
+	config.Custom(s, &c.KafkaPort, "EVENTSTREAM_KAFKA_PORT", strconv.Itoa(DefaultKafkaPort), "embedded Kafka port (0: any)", parsePort)
+	config.Custom(s, &c.S3Port, "EVENTSTREAM_S3_PORT", strconv.Itoa(DefaultS3Port), "embedded S3 endpoint port (0: any)", parsePort)
+	s.String(&c.DatabaseURL, "DATABASE_URL", "", "use this Postgres instead of the embedded one")
+	s.List(&c.KafkaBrokers, "KAFKA_BROKERS", nil, "use these brokers instead of the embedded one")
+	s.String(&c.S3Endpoint, "S3_ENDPOINT", "", "use this S3-compatible endpoint instead of the embedded one")
+	config.Custom(s, &c.TopicPartitions, "KAFKA_TOPIC_PARTITIONS", "3", "partitions of each tenant topic (-1: the broker's default)", parseTopicPartitions)
+	config.Custom(s, &c.TopicReplication, "KAFKA_TOPIC_REPLICATION", "-1", "replication factor of each tenant topic (-1: the broker's default)", parseTopicReplication)
+	s.Duration(&c.TopicRetention, "KAFKA_TOPIC_RETENTION", kafka.DefaultRetention, "retention of each tenant topic (at least 720h)")
+	config.Custom(s, &c.TopicMinInsync, "KAFKA_TOPIC_MIN_INSYNC_REPLICAS", "0", "min.insync.replicas of each tenant topic (0: min(2, replication))", parseMinInsync)
+	s.String(&c.PublicHosts, "PUBLIC_HOSTS", defaultPublicHosts(c.Addr), "the stack's own hosts, passed to the services")
+	s.String(&c.DemoTenant, "EVENTSTREAM_DEMO_TENANT", DefaultDemoTenant, "tenant provisioned at start, whose token is printed")
+	s.Duration(&c.TokenTTL, "EVENTSTREAM_TOKEN_TTL", 24*time.Hour, "validity of printed and minted tokens")
+	s.Duration(&c.ShutdownTimeout, "EVENTSTREAM_SHUTDOWN_TIMEOUT", 20*time.Second, "how long Ctrl-C waits for the services to drain")
+	config.Custom(s, &c.LogLevel, "EVENTSTREAM_LOG_LEVEL", "info", "debug, info, warn or error", parseLevel)
 }
 
-// ConfigFromEnv reads the runner's variables; unset ones keep their defaults.
+func parseAddr(v string) (string, error) {
+	return strings.TrimSuffix(strings.TrimPrefix(v, "http://"), "/"), nil
+}
+
+func parsePort(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port number", v)
+	}
+	return n, nil
+}
+
+func parseTopicPartitions(v string) (int32, error) {
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || (n < 1 && n != -1) {
+		return 0, fmt.Errorf("%q is not a positive number (or -1)", v)
+	}
+	return int32(n), nil
+}
+
+func parseTopicReplication(v string) (int16, error) {
+	n, err := strconv.ParseInt(v, 10, 16)
+	if err != nil || (n < 1 && n != -1) {
+		return 0, fmt.Errorf("%q is not a positive number (or -1)", v)
+	}
+	return int16(n), nil
+}
+
+func parseMinInsync(v string) (int16, error) {
+	n, err := strconv.ParseInt(v, 10, 16)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a positive number (or 0 for min(2, replication))", v)
+	}
+	return int16(n), nil
+}
+
+func parseLevel(v string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(v))
+	return l, err
+}
+
+// DefaultConfig returns the configuration used when no variable is set.
+func DefaultConfig() Config {
+	var c Config
+	c.settings(config.Defaults())
+	return c
+}
+
+// ConfigFromEnv reads the runner's variables; unset ones take their defaults.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := DefaultConfig()
-	var errs []error
-	str := func(name string, dst *string) {
-		if v := strings.TrimSpace(getenv(name)); v != "" {
-			*dst = v
-		}
-	}
-	port := func(name string, dst *int) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 || n > 65535 {
-			errs = append(errs, fmt.Errorf("%s: %q is not a port number", name, v))
-			return
-		}
-		*dst = n
-	}
-	duration := func(name string, dst *time.Duration) {
-		v := strings.TrimSpace(getenv(name))
-		if v == "" {
-			return
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-			return
-		}
-		*dst = d
-	}
-	str("EVENTSTREAM_DATA_DIR", &c.DataDir)
-	str("EVENTSTREAM_ADDR", &c.Addr)
-	c.Addr = strings.TrimSuffix(strings.TrimPrefix(c.Addr, "http://"), "/")
-	port("EVENTSTREAM_POSTGRES_PORT", &c.PostgresPort)
-	port("EVENTSTREAM_KAFKA_PORT", &c.KafkaPort)
-	port("EVENTSTREAM_S3_PORT", &c.S3Port)
-	str("DATABASE_URL", &c.DatabaseURL)
-	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
-		for _, b := range strings.Split(v, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				c.KafkaBrokers = append(c.KafkaBrokers, b)
-			}
-		}
-	}
-	str("S3_ENDPOINT", &c.S3Endpoint)
-	if v := strings.TrimSpace(getenv("KAFKA_TOPIC_PARTITIONS")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 32)
-		if err != nil || (n < 1 && n != -1) {
-			errs = append(errs, fmt.Errorf("KAFKA_TOPIC_PARTITIONS: %q is not a positive number (or -1)", v))
-		}
-		c.TopicPartitions = int32(n)
-	}
-	if v := strings.TrimSpace(getenv("KAFKA_TOPIC_REPLICATION")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 16)
-		if err != nil || (n < 1 && n != -1) {
-			errs = append(errs, fmt.Errorf("KAFKA_TOPIC_REPLICATION: %q is not a positive number (or -1)", v))
-		}
-		c.TopicReplication = int16(n)
-	}
-	duration("KAFKA_TOPIC_RETENTION", &c.TopicRetention)
-	if v := strings.TrimSpace(getenv("KAFKA_TOPIC_MIN_INSYNC_REPLICAS")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 16)
-		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("KAFKA_TOPIC_MIN_INSYNC_REPLICAS: %q is not a positive number (or 0 for min(2, replication))", v))
-		}
-		c.TopicMinInsync = int16(n)
-	}
-	c.PublicHosts = defaultPublicHosts(c.Addr)
-	str("PUBLIC_HOSTS", &c.PublicHosts)
-	str("EVENTSTREAM_DEMO_TENANT", &c.DemoTenant)
-	duration("EVENTSTREAM_TOKEN_TTL", &c.TokenTTL)
-	duration("EVENTSTREAM_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
-	if v := strings.TrimSpace(getenv("EVENTSTREAM_LOG_LEVEL")); v != "" {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, fmt.Errorf("EVENTSTREAM_LOG_LEVEL: %w", err))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	var c Config
+	s := config.FromEnv(getenv)
+	c.settings(s)
+	if err := s.Err(); err != nil {
 		return c, err
 	}
 	return c, c.Validate()

@@ -1,6 +1,13 @@
 package eventstream
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/eventstream/eventstream/pkg/config"
+)
 
 func TestConfigFromEnv(t *testing.T) {
 	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
@@ -43,5 +50,21 @@ func TestConfigFromEnv(t *testing.T) {
 				t.Errorf("%v accepted", kv)
 			}
 		})
+	}
+}
+
+// Every variable the runner reads is documented in the README.
+func TestREADMEListsEverySetting(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c Config
+	s := config.Defaults()
+	c.settings(s)
+	for _, v := range s.Vars() {
+		if !strings.Contains(string(readme), "`"+v.Name+"`") {
+			t.Errorf("README.md does not mention %s (%s; default %q)", v.Name, v.Help, v.Default)
+		}
 	}
 }

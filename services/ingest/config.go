@@ -3,12 +3,11 @@ package ingest
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/eventstream/eventstream/pkg/auth"
+	"github.com/eventstream/eventstream/pkg/config"
 	"github.com/eventstream/eventstream/pkg/kafka"
 )
 
@@ -71,38 +70,41 @@ type Config struct {
 	RateBurst int
 }
 
+// settings lists every variable of the service, one line each with its
+// default and meaning: ConfigFromEnv reads them, WithDefaults applies the
+// defaults to a Config built in code. (The burst's default depends on the
+// batch size, read first.)
+func (c *Config) settings(s *config.Set) {
+	s.String(&c.Addr, "INGEST_ADDR", DefaultAddr, "listen address (the API, /healthz, /readyz, /metrics)")
+	s.List(&c.Brokers, "KAFKA_BROKERS", nil, "comma-separated seed brokers (required)")
+	s.String(&c.DatabaseURL, "DATABASE_URL", "", "the catalog's Postgres URL (required)")
+	s.PositiveInt64(&c.BodyLimit, "INGEST_BODY_LIMIT", DefaultBodyLimit, "request body limit in bytes (larger: 413)")
+	s.PositiveInt(&c.MaxEventBytes, "INGEST_MAX_EVENT_BYTES", DefaultMaxEventBytes, "one event's limit (larger: 400)")
+	s.PositiveInt(&c.MaxBatch, "INGEST_MAX_BATCH", DefaultMaxBatch, "events per batch")
+	s.PositiveDuration(&c.ProduceTimeout, "INGEST_PRODUCE_TIMEOUT", DefaultProduceTimeout, "wait for Kafka's acknowledgement; past it the client gets 503")
+	s.PositiveDuration(&c.TenantCacheTTL, "INGEST_TENANT_CACHE_TTL", DefaultTenantCacheTTL, "how long a known tenant is trusted without asking the catalog")
+	s.PositiveDuration(&c.TenantMissTTL, "INGEST_TENANT_MISS_TTL", DefaultTenantMissTTL, "how long an unknown tenant is remembered")
+	s.PositiveDuration(&c.ShutdownTimeout, "INGEST_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "drain time for in-flight requests")
+	config.Custom(s, &c.RateLimit, "INGEST_RATE_LIMIT", strconv.Itoa(DefaultRateLimit), "per-tenant publish rate in events per second; 0 turns it off", parseRate)
+	s.PositiveInt(&c.RateBurst, "INGEST_RATE_BURST", max(DefaultRateBurst, c.MaxBatch), "per-tenant burst in events; must hold a full batch")
+}
+
+// parseRate reads INGEST_RATE_LIMIT: 0 turns the limit off (RateLimit < 0;
+// a zero field takes the default).
+func parseRate(v string) (float64, error) {
+	f, err := config.ParseFloat(v)
+	switch {
+	case err != nil || f < 0:
+		return 0, fmt.Errorf("%q is not a number of events per second (0 = off)", v)
+	case f == 0:
+		return -1, nil
+	}
+	return f, nil
+}
+
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
-	}
-	if c.BodyLimit == 0 {
-		c.BodyLimit = DefaultBodyLimit
-	}
-	if c.MaxEventBytes == 0 {
-		c.MaxEventBytes = DefaultMaxEventBytes
-	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = DefaultMaxBatch
-	}
-	if c.ProduceTimeout == 0 {
-		c.ProduceTimeout = DefaultProduceTimeout
-	}
-	if c.TenantCacheTTL == 0 {
-		c.TenantCacheTTL = DefaultTenantCacheTTL
-	}
-	if c.TenantMissTTL == 0 {
-		c.TenantMissTTL = DefaultTenantMissTTL
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.RateLimit == 0 {
-		c.RateLimit = DefaultRateLimit
-	}
-	if c.RateBurst == 0 {
-		c.RateBurst = max(DefaultRateBurst, c.MaxBatch)
-	}
+	c.settings(config.Defaults())
 	return c
 }
 
@@ -148,69 +150,20 @@ func (c Config) Validate() error {
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in main) and
-// validates it. It is the only place the service reads its environment.
+// validates it: every malformed variable is reported at once, before any
+// connection opens. It is the only place the service reads its environment.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
-		Addr:        getenv("INGEST_ADDR"),
-		DatabaseURL: getenv("DATABASE_URL"),
-		Auth:        auth.ConfigFromEnv(getenv),
-	}
-	for _, b := range strings.Split(getenv("KAFKA_BROKERS"), ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			c.Brokers = append(c.Brokers, b)
-		}
-	}
-	var errs []error
+	var c Config
+	s := config.FromEnv(getenv)
+	c.settings(s)
+	c.Auth = auth.ConfigFromEnv(getenv)
 	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("KAFKA_BROKERS is required (host:port,...)"))
+		s.Fail(errors.New("KAFKA_BROKERS is required (host:port,...)"))
 	}
 	if c.DatabaseURL == "" {
-		errs = append(errs, errors.New("DATABASE_URL is required"))
+		s.Fail(errors.New("DATABASE_URL is required"))
 	}
-	positiveInt := func(name string, dst *int) {
-		if v := getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n <= 0 {
-				errs = append(errs, fmt.Errorf("%s: %q is not a positive integer", name, v))
-			}
-			*dst = n
-		}
-	}
-	duration := func(name string, dst *time.Duration) {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				errs = append(errs, fmt.Errorf("%s: %q is not a positive duration", name, v))
-			}
-			*dst = d
-		}
-	}
-	if v := getenv("INGEST_BODY_LIMIT"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			errs = append(errs, fmt.Errorf("INGEST_BODY_LIMIT: %q is not a positive number of bytes", v))
-		}
-		c.BodyLimit = n
-	}
-	positiveInt("INGEST_MAX_EVENT_BYTES", &c.MaxEventBytes)
-	positiveInt("INGEST_MAX_BATCH", &c.MaxBatch)
-	duration("INGEST_PRODUCE_TIMEOUT", &c.ProduceTimeout)
-	duration("INGEST_TENANT_CACHE_TTL", &c.TenantCacheTTL)
-	duration("INGEST_TENANT_MISS_TTL", &c.TenantMissTTL)
-	duration("INGEST_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
-	if v := getenv("INGEST_RATE_LIMIT"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		switch {
-		case err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0):
-			errs = append(errs, fmt.Errorf("INGEST_RATE_LIMIT: %q is not a number of events per second (0 = off)", v))
-		case f == 0:
-			c.RateLimit = -1 // off
-		default:
-			c.RateLimit = f
-		}
-	}
-	positiveInt("INGEST_RATE_BURST", &c.RateBurst)
-	if err := errors.Join(errs...); err != nil {
+	if err := s.Err(); err != nil {
 		return Config{}, fmt.Errorf("reading ingest config: %w", err)
 	}
 	c = c.WithDefaults()

@@ -28,6 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testenv.RunAsProcess(ingest.Run) // the process tests re-execute this binary
 	// Trace context must cross the service into Kafka headers, as with
 	// telemetry.Setup in production.
 	otel.SetTextMapPropagator(propagation.TraceContext{})

@@ -112,8 +112,13 @@ func New(cfg Config, client *kgo.Client, store *catalog.Store, verifier *auth.Ve
 	return s, nil
 }
 
-// Handler returns the HTTP handler: /v1/events, /openapi.json, /healthz, /readyz.
+// Handler returns the HTTP handler: /v1/events, /openapi.json, /healthz,
+// /readyz, and /metrics once HandleMetrics was called.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// HandleMetrics serves h (the process's Prometheus metrics, see
+// telemetry.MetricsHandler) at GET /metrics. Call it before Run or Serve.
+func (s *Server) HandleMetrics(h http.Handler) { httpapi.Metrics(s.echo, h) }
 
 // Run serves on cfg.Addr until ctx ends, then drains in-flight requests
 // (each bounded by ProduceTimeout) within ShutdownTimeout.

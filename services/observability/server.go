@@ -91,6 +91,10 @@ func (s *Server) routes() {
 	g.GET("/stream", s.stream)
 }
 
+// HandleMetrics serves h (the process's Prometheus metrics, see
+// telemetry.MetricsHandler) at GET /metrics. Call it before Run or Serve.
+func (s *Server) HandleMetrics(h http.Handler) { httpapi.Metrics(s.echo, h) }
+
 // Handler serves the API, /openapi.json, /healthz and /readyz. The live tail
 // needs RunTail (or Run/Serve) running.
 func (s *Server) Handler() http.Handler { return s.echo }

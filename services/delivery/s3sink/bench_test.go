@@ -122,7 +122,7 @@ func (d *discard) env(in *catalog.Integration) delivery.SinkEnv {
 	return delivery.SinkEnv{
 		Integration: in,
 		Done:        func(recs ...*delivery.Record) { d.done.Add(int64(len(recs))) },
-		Interrupt:   func(reason string) { d.interrupt.Store(reason) },
+		Interrupt:   func(_ delivery.StopCause, reason string) { d.interrupt.Store(reason) },
 		Attempts:    d,
 		Logs:        d,
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventstream/eventstream/pkg/config"
 )
 
 // S3 multipart limits (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html).
@@ -45,18 +47,30 @@ type Config struct {
 	RequestTimeout time.Duration
 }
 
+// settings lists every S3 variable, one line each with its default and
+// meaning (see package config): ConfigFromEnv reads them, DefaultConfig
+// applies the defaults.
+func (c *Config) settings(s *config.Set) {
+	s.String(&c.Endpoint, "S3_ENDPOINT", "", "endpoint override, e.g. http://127.0.0.1:9000 (default: AWS)")
+	// S3-compatible stores behind an endpoint override almost always need
+	// path-style addressing (virtual-hosted names like bucket.127.0.0.1 do
+	// not resolve), so it is the default there.
+	s.Bool(&c.UsePathStyle, "S3_FORCE_PATH_STYLE", c.Endpoint != "", "path-style addressing (default: true with S3_ENDPOINT)")
+	config.Custom(s, &c.MaxFileBytes, "S3_MAX_FILE_BYTES", "50MiB", "close a file at this size (bytes, or 512KiB, 50MiB, 1GiB)", ParseBytes)
+	s.Duration(&c.MaxFileAge, "S3_MAX_FILE_AGE", 5*time.Minute, "close a file this long after its first event")
+	config.Custom(s, &c.PartSize, "S3_PART_SIZE", "5MiB", "multipart part size, at least 5MiB", ParseBytes)
+	s.Int(&c.MaxRetries, "S3_MAX_RETRIES", 10, "failed uploads in a row before the integration stops")
+	s.Duration(&c.RetryBase, "S3_RETRY_BASE", time.Second, "first backoff, doubling with jitter")
+	s.Duration(&c.RetryMax, "S3_RETRY_MAX", time.Minute, "backoff cap")
+	s.Duration(&c.RequestTimeout, "S3_REQUEST_TIMEOUT", 2*time.Minute, "per-request timeout")
+}
+
 // DefaultConfig returns the defaults: 50 MiB or 5 minutes per file, 5 MiB
 // parts, backoff from 1 s up to 1 min, 10 retries, 2 min per request.
 func DefaultConfig() Config {
-	return Config{
-		MaxFileBytes:   50 << 20,
-		MaxFileAge:     5 * time.Minute,
-		PartSize:       MinPartSize,
-		RetryBase:      time.Second,
-		RetryMax:       time.Minute,
-		MaxRetries:     10,
-		RequestTimeout: 2 * time.Minute,
-	}
+	var c Config
+	c.settings(config.Defaults())
+	return c
 }
 
 // Validate reports the first invalid setting.
@@ -86,42 +100,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ConfigFromEnv reads the S3 settings (the delivery service's and the local
-// runner's ConfigFromEnv call it) over DefaultConfig:
-//
-//	S3_ENDPOINT          endpoint override, e.g. http://127.0.0.1:9000 (default: AWS)
-//	S3_FORCE_PATH_STYLE  path-style addressing (default: true with S3_ENDPOINT, false without)
-//	S3_MAX_FILE_BYTES    close a file at this size: bytes or 512KiB / 50MiB / 1GiB (default 50MiB)
-//	S3_MAX_FILE_AGE      close a file this long after it started, Go duration (default 5m)
-//	S3_PART_SIZE         multipart part size, at least 5MiB (default 8MiB)
-//	S3_MAX_RETRIES       failed uploads in a row before the integration stops (default 10)
-//	S3_RETRY_BASE        first backoff, doubling with jitter (default 1s)
-//	S3_RETRY_MAX         backoff cap (default 1m)
-//	S3_REQUEST_TIMEOUT   per-request timeout (default 2m)
+// ConfigFromEnv reads the S3 settings (see settings; the delivery worker
+// and the local runner call it) and validates them.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := DefaultConfig()
-	c.Endpoint = strings.TrimSpace(getenv("S3_ENDPOINT"))
-	var err error
-	set := func(name string, parse func(string) error) {
-		if v := strings.TrimSpace(getenv(name)); v != "" && err == nil {
-			if perr := parse(v); perr != nil {
-				err = fmt.Errorf("%s=%q: %w", name, v, perr)
-			}
-		}
-	}
-	// S3-compatible stores behind an endpoint override almost always need
-	// path-style addressing (virtual-hosted names like bucket.127.0.0.1
-	// do not resolve), so it is the default there.
-	c.UsePathStyle = c.Endpoint != ""
-	set("S3_FORCE_PATH_STYLE", func(v string) (e error) { c.UsePathStyle, e = strconv.ParseBool(v); return })
-	set("S3_MAX_FILE_BYTES", func(v string) (e error) { c.MaxFileBytes, e = ParseBytes(v); return })
-	set("S3_MAX_FILE_AGE", func(v string) (e error) { c.MaxFileAge, e = time.ParseDuration(v); return })
-	set("S3_PART_SIZE", func(v string) (e error) { c.PartSize, e = ParseBytes(v); return })
-	set("S3_MAX_RETRIES", func(v string) (e error) { c.MaxRetries, e = strconv.Atoi(v); return })
-	set("S3_RETRY_BASE", func(v string) (e error) { c.RetryBase, e = time.ParseDuration(v); return })
-	set("S3_RETRY_MAX", func(v string) (e error) { c.RetryMax, e = time.ParseDuration(v); return })
-	set("S3_REQUEST_TIMEOUT", func(v string) (e error) { c.RequestTimeout, e = time.ParseDuration(v); return })
-	if err != nil {
+	var c Config
+	s := config.FromEnv(getenv)
+	c.settings(s)
+	if err := s.Err(); err != nil {
 		return Config{}, err
 	}
 	return c, c.Validate()

@@ -410,6 +410,7 @@ func TestE2EKillMidFile(t *testing.T) {
 		"S3_ENDPOINT="+w.s3.URL(),
 		"S3_MAX_FILE_AGE=1h", // the file never completes on its own
 		"S3_MAX_FILE_BYTES=50MiB",
+		"DELIVERY_ADDR=127.0.0.1:0",
 	)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -49,7 +49,7 @@ func (c *core) env(in *catalog.Integration) delivery.SinkEnv {
 			defer c.mu.Unlock()
 			c.done = append(c.done, recs...)
 		},
-		Interrupt: func(reason string) {
+		Interrupt: func(_ delivery.StopCause, reason string) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			c.interrupts = append(c.interrupts, reason)

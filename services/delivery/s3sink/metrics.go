@@ -2,6 +2,7 @@ package s3sink
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -14,6 +15,7 @@ type instruments struct {
 	bytes    metric.Int64Counter
 	events   metric.Int64Counter
 	failures metric.Int64Counter
+	age      metric.Float64Histogram
 }
 
 func newInstruments() (*instruments, error) {
@@ -36,6 +38,11 @@ func newInstruments() (*instruments, error) {
 		metric.WithDescription("Failed S3 requests, by S3 error code (each is retried or stops the integration).")); err != nil {
 		return nil, err
 	}
+	if in.age, err = meter.Float64Histogram("eventstream.delivery.s3.file_age", metric.WithUnit("s"),
+		metric.WithDescription("How long an S3 export file was open (first event to completion) when it was stored."),
+		metric.WithExplicitBucketBoundaries(1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)); err != nil {
+		return nil, err
+	}
 	return &in, nil
 }
 
@@ -45,6 +52,7 @@ func (s *Sink) recordStored(f *file) {
 	s.metrics.files.Add(ctx, 1, attrs)
 	s.metrics.bytes.Add(ctx, f.size, attrs)
 	s.metrics.events.Add(ctx, int64(len(f.recs)), attrs)
+	s.metrics.age.Record(ctx, time.Since(f.started).Seconds(), attrs)
 }
 
 func (s *Sink) recordFailure(fl failure) {

@@ -685,7 +685,7 @@ func (s *Sink) interrupt(f *file, reason string) {
 		cancel()
 	}
 	s.log.Warn("S3 delivery stopped", "reason", reason)
-	s.env.Interrupt(reason)
+	s.env.Interrupt(delivery.StopS3Failed, reason)
 }
 
 // writeAttempts writes one row per event of view, each a copy of base with

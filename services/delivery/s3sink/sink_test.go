@@ -178,6 +178,14 @@ func TestRotationBySize(t *testing.T) {
 }
 
 func TestRotationByAge(t *testing.T) {
+	testenv.InstallMetrics()
+	ages := func() (n uint64, sum float64) {
+		for _, p := range testenv.Metrics(t, "eventstream.delivery.s3.file_age", map[string]string{"tenant": tenant}) {
+			n, sum = n+p.Count, sum+p.Value
+		}
+		return n, sum
+	}
+	n0, sum0 := ages()
 	srv := startS3(t)
 	cfg := testConfig(srv.URL())
 	cfg.MaxFileAge = 100 * time.Millisecond
@@ -201,6 +209,10 @@ func TestRotationByAge(t *testing.T) {
 	seen := checkObjects(t, objs, "", want)
 	if len(seen) != 6 {
 		t.Fatalf("events seen: %v", seen)
+	}
+	// The file-age histogram saw both files, each open at least MaxFileAge.
+	if n, sum := ages(); n-n0 != 2 || sum-sum0 < 2*cfg.MaxFileAge.Seconds() || sum-sum0 > 20 {
+		t.Fatalf("file age histogram: %d files, %.3fs in total; want 2 files of about %s", n-n0, sum-sum0, cfg.MaxFileAge)
 	}
 	// Each file's key carries the time its first event arrived; the second
 	// started after the first closed.

@@ -1,7 +1,8 @@
 // Package worker assembles a delivery worker process from its environment:
-// configuration, the catalog pool and keyring, the S3 sink, telemetry. The
-// delivery binary's main and the tests that run workers as processes (to
-// kill them like crashed pods) share it, so they run the same wiring.
+// configuration, the catalog pool and keyring, the S3 sink, telemetry, and
+// its HTTP port (DELIVERY_ADDR: /healthz, /readyz, /metrics). The delivery
+// binary's main and the tests that run workers as processes (to kill them
+// like crashed pods) share it, so they run the same wiring.
 package worker
 
 import (
@@ -9,6 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/secrets"
@@ -17,9 +23,13 @@ import (
 	"github.com/eventstream/eventstream/services/delivery/s3sink"
 )
 
+// readyTimeout bounds one /readyz check (its Postgres and Kafka pings).
+const readyTimeout = 2 * time.Second
+
 // Run reads the worker's configuration through getenv (every variable is
 // checked before any connection opens), then delivers until ctx ends and
-// drains.
+// drains. Its HTTP port answers from the start (liveness during a slow
+// start) until the drain is over.
 func Run(ctx context.Context, getenv func(string) string) error {
 	cfg, err := delivery.ConfigFromEnv(getenv)
 	if err != nil {
@@ -45,14 +55,79 @@ func Run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("DELIVERY_ADDR: listening on %s: %w", cfg.Addr, err)
+	}
 	pool, err := catalog.OpenPool(ctx, cfg.DatabaseURL, catalog.PoolOptions{MaxConns: int32(cfg.DatabaseMaxConns)})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer pool.Close()
 	svc, err := delivery.New(cfg, catalog.New(pool, box), pool, delivery.WithSink(catalog.TargetS3, s3.NewSink))
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	return svc.Run(ctx)
+	// The port outlives the delivery context: it closes once the drain is
+	// over, so /healthz keeps answering while in-flight work finishes.
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	var g errgroup.Group
+	g.Go(func() error { return serve(serveCtx, ln, Handler(svc, tel.MetricsHandler())) })
+	runErr := svc.Run(ctx)
+	stopServing()
+	return errors.Join(runErr, g.Wait())
+}
+
+// Handler serves the worker's port: /healthz (the process is alive),
+// /readyz (svc.Ready: supervisor polling, Postgres and Kafka reachable) and
+// /metrics (Prometheus).
+func Handler(svc *delivery.Service, metrics http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := svc.Ready(ctx); err != nil {
+			// The drivers' errors name hosts and users and /readyz is
+			// unauthenticated: the detail goes to the log only.
+			slog.Warn("delivery readiness", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"unavailable","message":"not ready (the worker's log says why)"}` + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
+	mux.Handle("GET /metrics", metrics)
+	return mux
+}
+
+// serve serves h on ln until ctx ends, then shuts down (probes and scrapes
+// are short: a bounded wait).
+func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	slog.Info("delivery listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving the delivery port: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving the delivery port: %w", err)
+	}
+	return nil
 }

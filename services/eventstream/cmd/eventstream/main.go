@@ -8,10 +8,18 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/eventstream/eventstream/pkg/buildinfo"
 	"github.com/eventstream/eventstream/services/eventstream"
 )
 
+// version is set at build time: -ldflags "-X main.version=<tag>".
+var version = "dev"
+
 func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		buildinfo.Print(os.Stdout, "eventstream", version)
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	// After the first Ctrl-C starts a clean stop, a second one kills at once.
 	go func() { <-ctx.Done(); stop() }()

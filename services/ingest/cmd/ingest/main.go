@@ -1,6 +1,6 @@
 // Command ingest serves POST /v1/events: it validates events and writes them
 // to the tenants' Kafka topics. Configuration comes from the environment (see
-// ingest.ConfigFromEnv).
+// ingest.ConfigFromEnv); /healthz, /readyz and /metrics share its port.
 package main
 
 import (
@@ -10,52 +10,23 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/eventstream/eventstream/pkg/auth"
-	"github.com/eventstream/eventstream/pkg/catalog"
-	"github.com/eventstream/eventstream/pkg/kafka"
-	"github.com/eventstream/eventstream/pkg/telemetry"
+	"github.com/eventstream/eventstream/pkg/buildinfo"
 	"github.com/eventstream/eventstream/services/ingest"
 )
 
+// version is set at build time: -ldflags "-X main.version=<tag>".
+var version = "dev"
+
 func main() {
-	if err := run(); err != nil {
+	if buildinfo.Requested(os.Args[1:]) {
+		buildinfo.Print(os.Stdout, "ingest", version)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := ingest.Run(ctx, os.Getenv)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
 		os.Exit(1)
 	}
-}
-
-func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := ingest.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
-	tel, err := telemetry.Setup(ctx, telemetry.ConfigFromEnv("ingest", os.Getenv))
-	if err != nil {
-		return err
-	}
-	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
-	pool, err := catalog.OpenPool(ctx, cfg.DatabaseURL, catalog.PoolOptions{})
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	client, err := kafka.NewProducer(cfg.Brokers, cfg.ProduceTimeout, kgo.ClientID("eventstream-ingest"))
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	// Ingest reads tenants only, never integration secrets: no secrets box.
-	srv, err := ingest.New(cfg, client, catalog.New(pool, nil), verifier)
-	if err != nil {
-		return err
-	}
-	return srv.Run(ctx)
 }

@@ -10,11 +10,19 @@ import (
 	"syscall"
 
 	"github.com/eventstream/eventstream/pkg/auth"
+	"github.com/eventstream/eventstream/pkg/buildinfo"
 	"github.com/eventstream/eventstream/pkg/telemetry"
 	"github.com/eventstream/eventstream/services/observability"
 )
 
+// version is set at build time: -ldflags "-X main.version=<tag>".
+var version = "dev"
+
 func main() {
+	if buildinfo.Requested(os.Args[1:]) {
+		buildinfo.Print(os.Stdout, "observability", version)
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "observability:", err)
 		os.Exit(1)
@@ -46,5 +54,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	srv.HandleMetrics(tel.MetricsHandler())
 	return srv.Run(ctx)
 }
