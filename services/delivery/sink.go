@@ -28,6 +28,10 @@ type Record struct {
 	trace trace.SpanContext
 }
 
+// TraceContext is the span context ingest propagated with the record (the
+// publish request's trace); invalid when it carried none.
+func (r *Record) TraceContext() trace.SpanContext { return r.trace }
+
 // AttemptWriter takes attempt rows for batched storage. Write blocks when the
 // writer's queue is full (backpressure on delivery, never loss) and returns an
 // error only when ctx ends or the writer is closed.

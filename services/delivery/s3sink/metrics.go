@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // instruments are the sink's metrics, on the global meter provider.
@@ -62,4 +63,47 @@ func (s *Sink) recordFailure(fl failure) {
 	}
 	s.metrics.failures.Add(context.Background(), 1,
 		metric.WithAttributes(attribute.String("tenant", s.in.Tenant), attribute.String("code", code)))
+}
+
+var tracer = otel.Tracer("github.com/eventstream/eventstream/services/delivery/s3sink")
+
+// maxFileLinks bounds the links of a file's span: a 50 MiB file holds
+// events of many publish requests.
+const maxFileLinks = 64
+
+// traceFile records the stored file as a span in the trace of its first
+// event's publish request (from the file's start to its storing), linked to
+// the traces of the other events' requests (up to maxFileLinks), so a
+// publish request's trace leads to the file that holds its event.
+func (s *Sink) traceFile(f *file, stored time.Time) {
+	var parent trace.SpanContext
+	var links []trace.Link
+	seen := map[trace.TraceID]bool{}
+	for _, r := range f.recs {
+		sc := r.TraceContext()
+		if !sc.IsValid() || seen[sc.TraceID()] {
+			continue
+		}
+		seen[sc.TraceID()] = true
+		if !parent.IsValid() {
+			parent = sc
+			continue
+		}
+		if len(links) == maxFileLinks {
+			break
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	ctx := context.Background()
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	_, span := tracer.Start(ctx, "s3.file", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(f.started), trace.WithLinks(links...))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("eventstream.tenant", s.in.Tenant), attribute.String("eventstream.integration", s.in.ID),
+			attribute.String("aws.s3.bucket", s.in.S3.Bucket), attribute.String("aws.s3.key", f.key),
+			attribute.Int("eventstream.events", len(f.recs)), attribute.Int64("eventstream.bytes", f.size))
+	}
+	span.End(trace.WithTimestamp(stored))
 }

@@ -571,6 +571,7 @@ func (s *Sink) finish(f *file) error {
 // worker is stopping), the object is stored but its records are not Done:
 // they are delivered again (into another file) after a restart.
 func (s *Sink) report(f *file, stored time.Time) error {
+	s.traceFile(f, stored)
 	var (
 		wg      sync.WaitGroup
 		lost    atomic.Bool
