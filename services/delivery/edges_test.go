@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +16,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
+	"github.com/eventstream/eventstream/pkg/kafka"
 	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/services/delivery"
 )
@@ -221,4 +225,60 @@ func TestUndecodableRecordIsRecordedNotSkippedSilently(t *testing.T) {
 		!strings.Contains(*failed[0].Body, "could not be decoded") {
 		t.Fatalf("attempt rows for the undecodable record: %+v", failed)
 	}
+}
+
+// A group that committed some partitions but never finished a record on
+// another starts that partition at the integration's start, not at the
+// "lost offsets" resume point: found by the fault-injection suite, where
+// a worker restart skipped a partition whose only record was still being
+// retried.
+func TestPartiallyCommittedGroupStartsUncommittedPartitionsAtTheStart(t *testing.T) {
+	e := newEnv(t, 2)
+	var healed atomic.Bool
+	rcv := newReceiver(t, func(key string, n int) int {
+		if strings.HasSuffix(key, ":slow") && !healed.Load() {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	manual, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(manual.Close)
+	produceTo := func(p int32, evs ...*eventspb.Event) {
+		for _, ev := range evs {
+			r, err := kafka.EncodeRecord(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Partition = p
+			if err := manual.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cfg := e.config()
+	cfg.MaxRetries = 1000
+	stop := e.startWorker(cfg)
+	// Partition 1's only record keeps failing; partition 0's are delivered
+	// and committed after it.
+	slow := e.event("order.created", 1, time.Now())
+	slow.IdempotencyKey = "slow"
+	slow.EventId = events.EventID(e.tenant, slow.Name, "slow").String()
+	produceTo(1, slow)
+	testenv.WaitFor(t, 30*time.Second, "the slow record attempted", func() bool { return len(rcv.requests()) > 0 })
+	fast := []*eventspb.Event{e.event("order.created", 2, time.Now()), e.event("order.created", 3, time.Now())}
+	produceTo(0, fast...)
+	rcv.waitDelivered(t, 30*time.Second, fast)
+	testenv.WaitFor(t, 10*time.Second, "partition 0 committed", func() bool {
+		st, err := e.store.GetDeliveryState(context.Background(), e.tenant, "erp-1")
+		return err == nil && st.OffsetsCommitted
+	})
+	stop() // a worker restart with partition 1 never committed
+	healed.Store(true)
+	e.startWorker(cfg)
+	rcv.waitDelivered(t, 30*time.Second, []*eventspb.Event{slow})
+	e.waitCommittedToEnd(e.group(in))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -55,9 +56,20 @@ func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32
 	if err != nil {
 		return nil, fmt.Errorf("listing end offsets: %w", err)
 	}
+	// The broker expires a group's offsets together (retention after the
+	// group emptied); a group with some partitions committed and others not
+	// simply never finished a record on those, and they start at the start.
+	anyCommitted := false
+	committed.Each(func(o kadm.OffsetResponse) {
+		if o.Topic == c.topic && o.Err == nil && o.At >= 0 {
+			anyCommitted = true
+		}
+	})
 	from := c.fromMs
-	if r := c.resumeAfterLostOffsets(ctx); r > from {
-		from = r
+	if !anyCommitted {
+		if r := c.resumeAfterLostOffsets(ctx); r > from {
+			from = r
+		}
 	}
 	byTime, err := c.deps.adm.ListOffsetsAfterMilli(ctx, from, c.topic)
 	if err != nil {
@@ -78,9 +90,9 @@ func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32
 	return offsets, nil
 }
 
-// resumeAfterLostOffsets returns where partitions without committed offsets
-// start (ms) when the group had committed before: the broker expired its
-// offsets (offsets.retention.minutes shorter than DELIVERY_OFFSET_RETENTION).
+// resumeAfterLostOffsets returns where partitions start (ms) when the group
+// has no committed offset left although it had committed before: the broker
+// expired its offsets (offsets.retention.minutes shorter than DELIVERY_OFFSET_RETENTION).
 // Replaying from the registration would deliver everything again, so the
 // stream resumes from when the integration stopped, or, if it never did,
 // from its newest attempt, less the clock-skew allowance. 0 means no
