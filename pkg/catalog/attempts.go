@@ -436,7 +436,7 @@ func (w *AttemptWriter) write(ctx context.Context, batch []queuedAttempt) error 
 // eventUUID is id, or the nil UUID when id is not one (an event id comes
 // from a record; a malformed one must not make the whole batch fail).
 func eventUUID(id string) string {
-	if isUUID(id) {
+	if IsUUID(id) {
 		return id
 	}
 	return nilUUID
@@ -450,7 +450,7 @@ const nilUUID = "00000000-0000-0000-0000-000000000000"
 func (a Attempt) safeForm() Attempt {
 	s := a
 	s.DomainEntityID, s.URL, s.Filename, s.ResponseBody = asciiOnly(a.DomainEntityID), "", "", ""
-	if !isUUID(a.EventID) {
+	if !IsUUID(a.EventID) {
 		s.EventID = nilUUID
 	}
 	return s

@@ -17,7 +17,7 @@ import (
 // are stored as SafeText. A row Postgres still refuses for its content fails
 // with ErrUnstorable: trying again cannot help.
 func (s *Store) AddRejected(ctx context.Context, e RejectedEvent) error {
-	if !isUUID(e.EventID) {
+	if !IsUUID(e.EventID) {
 		return fmt.Errorf("rejected event id %q: %w", SafeText(e.EventID, maxIDText), ErrUnstorable)
 	}
 	e.EventName = SafeText(e.EventName, maxIDText)
@@ -77,7 +77,7 @@ func (s *Store) ListRejected(ctx context.Context, tenant, id string) ([]Rejected
 
 // GetRejected returns one rejected event, or ErrNotFound.
 func (s *Store) GetRejected(ctx context.Context, tenant, id, eventID string) (*RejectedEvent, error) {
-	if !isUUID(eventID) {
+	if !IsUUID(eventID) {
 		return nil, fmt.Errorf("rejected event %q: %w", eventID, ErrNotFound)
 	}
 	rows, err := s.pool.Query(ctx, `SELECT tenant, integration_id, event_id::text, event_name, idempotency_key,
@@ -98,7 +98,7 @@ func (s *Store) GetRejected(ctx context.Context, tenant, id, eventID string) (*R
 
 // DeleteRejected removes one rejected event, or returns ErrNotFound.
 func (s *Store) DeleteRejected(ctx context.Context, tenant, id, eventID string) error {
-	if !isUUID(eventID) {
+	if !IsUUID(eventID) {
 		return fmt.Errorf("rejected event %q: %w", eventID, ErrNotFound)
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM rejected_events WHERE tenant = $1 AND integration_id = $2 AND event_id = $3`,
@@ -119,9 +119,9 @@ func scanRejected(r pgx.CollectableRow) (RejectedEvent, error) {
 	return e, err
 }
 
-// isUUID reports whether s is a canonical UUID, so a malformed path id is a 404
+// IsUUID reports whether s is a canonical UUID (either case), so a malformed id is a 404
 // rather than a Postgres cast error.
-func isUUID(s string) bool {
+func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}

@@ -491,22 +491,4 @@ func validID(s string) bool { return len(s) > 0 && len(s) <= maxIDLen && idPatte
 
 // validUUID accepts the canonical 8-4-4-4-12 hexadecimal form (either case:
 // the catalog stores ids as uuid, so case does not change which event it is).
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
+func validUUID(s string) bool { return catalog.IsUUID(s) }

@@ -3,13 +3,11 @@ package delivery
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/eventstream/eventstream/pkg/config"
+	"github.com/eventstream/eventstream/pkg/testenv"
 )
 
 func TestTrackerCommitsContiguousDonePrefix(t *testing.T) {
@@ -225,16 +223,8 @@ func TestByteBudget(t *testing.T) {
 
 // Every variable the worker reads is documented in the README.
 func TestREADMEListsEverySetting(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c Config
 	s := config.Defaults()
 	c.settings(s)
-	for _, v := range s.Vars() {
-		if !strings.Contains(string(readme), "`"+v.Name+"`") {
-			t.Errorf("README.md does not mention %s (%s; default %q)", v.Name, v.Help, v.Default)
-		}
-	}
+	testenv.CheckDocumented(t, s.Vars())
 }
