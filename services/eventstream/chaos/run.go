@@ -101,9 +101,12 @@ func (r *Result) MissingAttempts() int {
 }
 
 // OK reports a run without loss: every expected event delivered with its
-// attempt row, nothing crossed tenants, every signature valid.
+// attempt row, nothing crossed tenants, every signature valid, and no worker
+// exited without being told to (a crash is a defect even when nothing was
+// lost).
 func (r *Result) OK() bool {
-	return r.Complete && r.Lost() == 0 && r.MissingAttempts() == 0 && r.CrossTenant == 0 && r.BadSignature == 0 && r.Unknown == 0
+	return r.Complete && r.Lost() == 0 && r.MissingAttempts() == 0 && r.CrossTenant == 0 && r.BadSignature == 0 &&
+		r.Unknown == 0 && len(r.HarnessErrors) == 0
 }
 
 // Run runs the suite once: it starts the system, publishes and injects the

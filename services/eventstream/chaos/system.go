@@ -147,6 +147,8 @@ func workerEnv(env map[string]string, s3URL string) []string {
 		"WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8", // the receivers listen on loopback
 		"S3_ENDPOINT":         s3URL,
 		"S3_FORCE_PATH_STYLE": "true",
+		// Several workers on one host: each its own probe/metrics port.
+		"DELIVERY_ADDR": "127.0.0.1:0",
 		// A dead worker's partitions move within seconds (production: 45 s).
 		"KAFKA_SESSION_TIMEOUT":   "6s",
 		"KAFKA_REBALANCE_TIMEOUT": "12s",
