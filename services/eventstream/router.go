@@ -24,6 +24,9 @@ type Service struct {
 	// Handler serves the prefixes plus /openapi.json, /healthz and /readyz;
 	// nil for a worker without public HTTP.
 	Handler http.Handler
+	// Pages marks a service of static pages (the console): it has no
+	// OpenAPI document.
+	Pages bool
 	// Run, when set, runs until ctx ends and then drains within a bounded time.
 	Run func(ctx context.Context) error
 	// Close, when set, releases what the service holds (clients) once every
@@ -158,7 +161,7 @@ func index(w http.ResponseWriter, services []Service) {
 		for _, p := range s.Prefixes {
 			routes[p] = s.Name
 		}
-		if s.Handler != nil {
+		if s.Handler != nil && !s.Pages {
 			docs = append(docs, "/openapi/"+s.Name+".json")
 		}
 	}

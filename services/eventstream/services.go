@@ -85,7 +85,7 @@ func buildServices(ctx context.Context, d deps) ([]Service, error) {
 		return nil, err
 	}
 	// The console is static files calling the public APIs from the browser.
-	out = append(out, Service{Name: "console", Prefixes: []string{console.Prefix}, Handler: console.Handler()})
+	out = append(out, Service{Name: "console", Prefixes: []string{console.Prefix}, Handler: console.Handler(), Pages: true})
 	return out, nil
 }
 

@@ -310,7 +310,7 @@ func (s *Stack) printBanner(info StackInfo, services []Service, token string) {
 		fmt.Fprintf(&b, "  %-15s %s%s%s\n", r.service, info.BaseURL, r.prefix, state)
 	}
 	for _, svc := range services {
-		if svc.Handler != nil {
+		if svc.Handler != nil && !svc.Pages {
 			fmt.Fprintf(&b, "  %-15s %s/openapi/%s.json\n", "OpenAPI", info.BaseURL, svc.Name)
 		}
 	}
