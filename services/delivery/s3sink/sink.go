@@ -160,6 +160,10 @@ type file struct {
 
 	inflight chan error // the part upload in progress, if any
 	uploadID string     // "" until the first part is uploaded
+	// creating is set once a CreateMultipartUpload was sent: if its answer
+	// is lost (Close cancelled it), the store may hold an upload we do not
+	// know the id of, which Close then finds by key and aborts.
+	creating bool
 	parts    []types.CompletedPart
 	aborted  bool
 
@@ -368,11 +372,14 @@ func (s *Sink) Close(ctx context.Context) error {
 		}
 		f.inflight = nil
 	}
-	if f.uploadID == "" || f.aborted {
+	if f.aborted || (f.uploadID == "" && !f.creating) {
 		return nil
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	defer cancel()
+	if f.uploadID == "" {
+		return s.abortUnknown(actx, f)
+	}
 	if err := s.abort(actx, f); err != nil {
 		return fmt.Errorf("aborting upload of s3://%s/%s: %w", s.in.S3.Bucket, f.key, err)
 	}
@@ -465,6 +472,7 @@ func (s *Sink) ship(f *file) error {
 // for the last part.
 func (s *Sink) uploadPart(f *file, n int32, part []byte, view metaView) error {
 	if f.uploadID == "" {
+		f.creating = true
 		err := s.try(f, view, func(ctx context.Context) error {
 			out, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 				Bucket: aws.String(s.in.S3.Bucket), Key: aws.String(f.key), ContentType: aws.String(contentType),
@@ -622,6 +630,27 @@ func (s *Sink) abort(ctx context.Context, f *file) error {
 		f.aborted = true
 	}
 	return err
+}
+
+// abortUnknown aborts the uploads of f's key whose creation's answer was
+// lost (keys are unique per file, so every upload of it is f's).
+func (s *Sink) abortUnknown(ctx context.Context, f *file) error {
+	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(s.in.S3.Bucket), Prefix: aws.String(f.key),
+	})
+	if err != nil {
+		return fmt.Errorf("listing uploads of s3://%s/%s: %w", s.in.S3.Bucket, f.key, err)
+	}
+	for _, u := range out.Uploads {
+		if aws.ToString(u.Key) != f.key {
+			continue
+		}
+		f.uploadID = aws.ToString(u.UploadId)
+		if err := s.abort(ctx, f); err != nil {
+			return fmt.Errorf("aborting upload of s3://%s/%s: %w", s.in.S3.Bucket, f.key, err)
+		}
+	}
+	return nil
 }
 
 // try runs one S3 request until it succeeds, retrying with backoff. Each

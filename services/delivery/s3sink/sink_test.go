@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -518,5 +521,58 @@ func TestAbandonedAndClose(t *testing.T) {
 	}
 	if err := s.Deliver(context.Background(), recs[0]); err == nil {
 		t.Fatal("Deliver after Close succeeded")
+	}
+}
+
+// An upload whose creation was answered too late (Close cancelled the
+// request after the store created it) is found by its key and aborted:
+// Close leaves no upload behind, whatever the timing.
+func TestCloseAbortsAnUploadWhoseCreationAnswerWasLost(t *testing.T) {
+	srv := startS3(t)
+	target, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan struct{}, 1)
+	release := make(chan struct{})
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodPost && resp.Request.URL.Query().Has("uploads") {
+			select {
+			case created <- struct{}{}:
+			default:
+			}
+			<-release // the store created the upload; its answer is held back
+		}
+		return nil
+	}
+	proxy := httptest.NewServer(rp)
+	t.Cleanup(proxy.Close)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+
+	cfg := testConfig(proxy.URL)
+	cfg.PartSize = s3sink.MinPartSize
+	c := &core{}
+	s := newSink(t, factory(t, cfg), c, integration("lost-create", "", "k", "s"))
+	deliverAll(t, s, makeRecords(800, 8<<10)) // over one part: the upload is being created
+	select {
+	case <-created:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no CreateMultipartUpload reached the store")
+	}
+	// Close cancels the creation request while its answer is held back.
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	client := newClient(srv.URL(), "k", "s", "eu-west-1")
+	ups, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("lost-create")})
+	if err != nil || len(ups.Uploads) != 0 {
+		t.Fatalf("uploads after Close = %v, %v; want none", ups.Uploads, err)
 	}
 }
