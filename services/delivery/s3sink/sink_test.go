@@ -503,16 +503,19 @@ func TestAbandonedAndClose(t *testing.T) {
 	if err := s.Deliver(ctx, recs[0]); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Deliver with an ended ctx = %v", err)
 	}
-	deliverAll(t, s, recs) // over one part: a multipart upload is open
+	deliverAll(t, s, recs) // over one part: a multipart upload opens (its first part uploads in the background)
 	client := newClient(srv.URL(), "k", "s", "eu-west-1")
-	ups, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("closing")})
-	if err != nil || len(ups.Uploads) != 1 {
-		t.Fatalf("open uploads = %v, %v; want 1", ups, err)
-	}
+	testenv.WaitFor(t, 30*time.Second, "the multipart upload to open", func() bool {
+		ups, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("closing")})
+		if err != nil || len(ups.Uploads) > 1 {
+			t.Fatalf("open uploads = %v, %v; want 1", ups, err)
+		}
+		return len(ups.Uploads) == 1
+	})
 	if err := s.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ups, err = client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("closing")})
+	ups, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("closing")})
 	if err != nil || len(ups.Uploads) != 0 {
 		t.Fatalf("uploads after Close = %v, %v; want none", ups.Uploads, err)
 	}
