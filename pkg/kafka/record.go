@@ -27,10 +27,14 @@ func EncodeRecord(ctx context.Context, ev *eventspb.Event) (*kgo.Record, error) 
 
 // Encoder encodes the records of many events published under one trace
 // context (one ingest request): the trace headers are rendered once and
-// shared. Not safe for concurrent use.
+// shared, and the records and their values are cut from a few shared blocks
+// rather than allocated one by one (see Grow). Not safe for concurrent use.
 type Encoder struct {
 	headers       []kgo.RecordHeader
 	tenant, topic string // the last topic name built, reused for its tenant
+
+	buf  []byte       // free space for values; a value never grows, so they share blocks
+	recs []kgo.Record // free records
 }
 
 // NewEncoder captures the trace context of ctx for Encode.
@@ -40,22 +44,43 @@ func NewEncoder(ctx context.Context) *Encoder {
 	return &Encoder{headers: r.Headers}
 }
 
+// Grow makes room for records more records holding bytes bytes of values
+// (the sum of their EventSize) in one allocation each, so that encoding a
+// batch costs no allocation per event.
+func (e *Encoder) Grow(records, bytes int) {
+	if cap(e.buf)-len(e.buf) < bytes {
+		e.buf = make([]byte, 0, bytes)
+	}
+	if cap(e.recs)-len(e.recs) < records {
+		e.recs = make([]kgo.Record, 0, records)
+	}
+}
+
 // Encode is EncodeRecord with the encoder's trace context. The records share
-// one read-only header slice.
+// one read-only header slice; the key is the domain entity id inside the
+// value, so it is not copied either. Values and keys must not be written to.
 func (e *Encoder) Encode(ev *eventspb.Event) (*kgo.Record, error) {
 	if ev.GetTenant() == "" || ev.GetEventId() == "" {
 		return nil, errors.New("encoding record: event without tenant or event id")
 	}
-	value, err := proto.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encoding record: %w", err)
+	n := EventSize(ev)
+	if cap(e.buf)-len(e.buf) < n {
+		e.buf = make([]byte, 0, n) // no Grow: as proto.Marshal, one value at a time
 	}
+	start := len(e.buf)
+	e.buf = AppendEvent(e.buf, ev)
+	value := e.buf[start:len(e.buf):len(e.buf)]
 	if ev.GetTenant() != e.tenant || e.topic == "" {
 		e.tenant, e.topic = ev.GetTenant(), events.TopicName(ev.GetTenant())
 	}
-	r := &kgo.Record{
+	if len(e.recs) == cap(e.recs) {
+		e.recs = make([]kgo.Record, 0, 1)
+	}
+	e.recs = e.recs[:len(e.recs)+1]
+	r := &e.recs[len(e.recs)-1]
+	*r = kgo.Record{
 		Topic:   e.topic,
-		Key:     []byte(ev.GetDomainEntityId()),
+		Key:     keyIn(value, ev),
 		Value:   value,
 		Headers: e.headers,
 	}
@@ -63,6 +88,16 @@ func (e *Encoder) Encode(ev *eventspb.Event) (*kgo.Record, error) {
 		r.Timestamp = ts.AsTime()
 	}
 	return r, nil
+}
+
+// keyIn returns the domain entity id of ev inside value, its encoding:
+// AppendEvent writes it verbatim, followed only by fields 8 and 9 and the
+// unknown fields.
+func keyIn(value []byte, ev *eventspb.Event) []byte {
+	id := ev.GetDomainEntityId()
+	end := len(value) - stringSize(fieldIdempotencyKey, ev.GetIdempotencyKey()) -
+		timestampSize(fieldIngestedAt, ev.GetIngestedAt()) - len(ev.ProtoReflect().GetUnknown())
+	return value[end-len(id) : end : end] // id "": empty, not nil, as []byte("") was
 }
 
 // DecodeRecord returns the event a record carries.
