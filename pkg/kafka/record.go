@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
@@ -35,7 +37,23 @@ type Encoder struct {
 
 	buf  []byte       // free space for values; a value never grows, so they share blocks
 	recs []kgo.Record // free records
+
+	// The blocks Grow took from the pools, for Release.
+	valueBlock  *[]byte
+	recordBlock *[]kgo.Record
 }
+
+// The blocks of released encoders. A batch's values are about the size of
+// its request body, so reusing them spares allocating and zeroing (and the
+// collector scanning) that much per request.
+var (
+	valueBlocks  sync.Pool // of *[]byte
+	recordBlocks sync.Pool // of *[]kgo.Record
+)
+
+// maxPooled bounds the blocks kept for reuse: a rare huge batch is left to
+// the collector rather than pinned in the pool.
+const maxPooled = 8 << 20
 
 // NewEncoder captures the trace context of ctx for Encode.
 func NewEncoder(ctx context.Context) *Encoder {
@@ -45,15 +63,47 @@ func NewEncoder(ctx context.Context) *Encoder {
 }
 
 // Grow makes room for records more records holding bytes bytes of values
-// (the sum of their EventSize) in one allocation each, so that encoding a
-// batch costs no allocation per event.
+// (the sum of their EventSize), taken from the blocks of released encoders
+// when they are large enough, so that encoding a batch costs no allocation
+// per event. Call it at most once per encoder, before Encode.
 func (e *Encoder) Grow(records, bytes int) {
+	if e.valueBlock != nil || e.recordBlock != nil {
+		panic("kafka: Encoder.Grow called twice")
+	}
 	if cap(e.buf)-len(e.buf) < bytes {
-		e.buf = make([]byte, 0, bytes)
+		if p, _ := valueBlocks.Get().(*[]byte); p != nil && cap(*p) >= bytes {
+			e.valueBlock = p
+		} else {
+			b := make([]byte, 0, bytes)
+			e.valueBlock = &b
+		}
+		e.buf = (*e.valueBlock)[:0]
 	}
 	if cap(e.recs)-len(e.recs) < records {
-		e.recs = make([]kgo.Record, 0, records)
+		if p, _ := recordBlocks.Get().(*[]kgo.Record); p != nil && cap(*p) >= records {
+			e.recordBlock = p
+		} else {
+			r := make([]kgo.Record, 0, records)
+			e.recordBlock = &r
+		}
+		e.recs = (*e.recordBlock)[:0]
 	}
+}
+
+// Release hands the blocks Grow took back for the next encoder: every record
+// Encode returned (and its key and value) is then invalid. Call it only once
+// the client is done with all of them, that is once every record's promise
+// has run; after a produce timeout a record may still be buffered, so do not
+// call it then (the blocks are simply left to the collector).
+func (e *Encoder) Release() {
+	if p := e.valueBlock; p != nil && cap(*p) <= maxPooled {
+		valueBlocks.Put(p)
+	}
+	if p := e.recordBlock; p != nil && cap(*p)*int(unsafe.Sizeof(kgo.Record{})) <= maxPooled {
+		clear((*p)[:cap(*p)]) // drop the references (contexts, headers) the records hold
+		recordBlocks.Put(p)
+	}
+	*e = Encoder{}
 }
 
 // Encode is EncodeRecord with the encoder's trace context. The records share

@@ -82,7 +82,8 @@ func FuzzAppendEvent(f *testing.F) {
 
 // TestEncoderRecords: records cut from the encoder's shared blocks carry
 // exactly what proto.Marshal and []byte(domain entity id) gave, stay intact
-// while later records are encoded, with or without Grow.
+// while later records are encoded, with or without Grow, and when Grow
+// reuses the blocks of a released encoder.
 func TestEncoderRecords(t *testing.T) {
 	now := timestamppb.Now()
 	evs := []*eventspb.Event{
@@ -91,7 +92,7 @@ func TestEncoderRecords(t *testing.T) {
 		{EventId: "c", Tenant: "other", Payload: bytes.Repeat([]byte("p"), 10000), DomainEntityId: "d-3"},
 		{EventId: "d", Tenant: "other", DomainEntityId: "only-key"},
 	}
-	for _, grow := range []bool{false, true} {
+	for _, grow := range []bool{false, true, true, true} {
 		enc := NewEncoder(t.Context())
 		if grow {
 			n := 0
@@ -120,12 +121,14 @@ func TestEncoderRecords(t *testing.T) {
 			if cap(r.Value) != len(r.Value) || cap(r.Key) != len(r.Key) {
 				t.Errorf("grow=%v: record %d: an append to the value or key would write into the next record", grow, i)
 			}
-			if r.Topic != "eventstream."+ev.Tenant+".events" {
-				t.Errorf("grow=%v: record %d: topic %q", grow, i, r.Topic)
+			if r.Topic != "eventstream."+ev.Tenant+".events" || r.Partition != 0 || r.Offset != 0 {
+				t.Errorf("grow=%v: record %d: topic %q, partition %d, offset %d", grow, i, r.Topic, r.Partition, r.Offset)
 			}
 			if ev.IngestedAt != nil && !r.Timestamp.Equal(ev.IngestedAt.AsTime()) {
 				t.Errorf("grow=%v: record %d: timestamp %v", grow, i, r.Timestamp)
 			}
+			r.Partition, r.Offset = 7, 42 // as the client sets them: the next encoder must not see them
 		}
+		enc.Release()
 	}
 }

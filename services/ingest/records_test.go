@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/events/eventspb"
+	"github.com/eventstream/eventstream/pkg/kafka"
 )
 
 // TestRecordsMatchTheEnvelope: each record of a batch (with invalid events
@@ -28,7 +29,7 @@ func TestRecordsMatchTheEnvelope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, ids, err := records(t.Context(), "acme", req, now)
+	recs, ids, err := records(kafka.NewEncoder(t.Context()), "acme", req, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +89,10 @@ func BenchmarkRecords500(b *testing.B) {
 	}
 	b.SetBytes(500 * 1024)
 	for b.Loop() {
-		if _, _, err := records(b.Context(), "bench", req, now); err != nil {
+		enc := kafka.NewEncoder(b.Context())
+		if _, _, err := records(enc, "bench", req, now); err != nil {
 			b.Fatal(err)
 		}
+		enc.Release() // as publish does once Kafka acknowledged the records
 	}
 }

@@ -159,10 +159,13 @@ func (s *Server) publish(c echo.Context) error {
 		return err
 	}
 
-	recs, ids, err := records(ctx, tenant, req, now)
+	enc := kafka.NewEncoder(ctx)
+	recs, ids, err := records(enc, tenant, req, now)
 	if err != nil {
 		return err
 	}
+	// The values hold copies of the payloads: nothing refers to the body now.
+	releaseBody(body)
 	invalid := len(req.Events) - len(recs)
 	if invalid > 0 {
 		s.events.Add(ctx, int64(invalid), metric.WithAttributes(attribute.String("outcome", "invalid")))
@@ -170,7 +173,11 @@ func (s *Server) publish(c echo.Context) error {
 	if len(recs) == 0 {
 		return c.JSONBlob(http.StatusBadRequest, allInvalidBody(req, httpapi.RequestID(c)))
 	}
-	if err := s.produce(ctx, recs); err != nil {
+	settled, err := s.produce(ctx, recs)
+	if settled {
+		enc.Release() // the client is done with every record
+	}
+	if err != nil {
 		s.events.Add(ctx, int64(len(recs)), metric.WithAttributes(attribute.String("outcome", "failed")))
 		return err
 	}
@@ -226,7 +233,7 @@ func (s *Server) rateLimit(c echo.Context, tenant string, req *Request) error {
 // records builds the Kafka records of the valid events of req, and their
 // event ids (by index; "" for invalid events). The envelopes are sized first
 // so that the encoder cuts every record and value from one block each.
-func records(ctx context.Context, tenant string, req *Request, now time.Time) ([]*kgo.Record, []string, error) {
+func records(enc *kafka.Encoder, tenant string, req *Request, now time.Time) ([]*kgo.Record, []string, error) {
 	ids := eventIDs(tenant, req)
 	ingested := timestamppb.New(now)
 	// One envelope, refilled per event: it is only read by the encoder.
@@ -256,7 +263,6 @@ func records(ctx context.Context, tenant string, req *Request, now time.Time) ([
 			size += kafka.EventSize(&pb)
 		}
 	}
-	enc := kafka.NewEncoder(ctx)
 	enc.Grow(valid, size)
 	recs := make([]*kgo.Record, 0, valid)
 	for i := range req.Events {
@@ -310,19 +316,43 @@ func appendUUID(dst []byte, id [16]byte) []byte {
 }
 
 // readBody reads the request body into a buffer of its declared length:
-// io.ReadAll would grow (and copy) a batch body many times over. Chunked
-// bodies take httpapi.ReadBody. The body limit was enforced by httpapi on
-// ContentLength already.
+// io.ReadAll would grow (and copy) a batch body many times over. The buffer
+// comes from the bodies of earlier requests when one is large enough (see
+// releaseBody). Chunked bodies take httpapi.ReadBody. The body limit was
+// enforced by httpapi on ContentLength already.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	r := c.Request()
 	if r.ContentLength < 0 || r.ContentLength > s.cfg.BodyLimit {
 		return httpapi.ReadBody(c)
 	}
-	buf := make([]byte, r.ContentLength)
+	var buf []byte
+	if p, _ := bodies.Get().(*[]byte); p != nil && int64(cap(*p)) >= r.ContentLength {
+		buf = (*p)[:r.ContentLength]
+	} else {
+		buf = make([]byte, r.ContentLength)
+	}
 	if _, err := io.ReadFull(r.Body, buf); err != nil {
 		return nil, httpapi.BadRequest("reading request body: %v", err)
 	}
 	return buf, nil
+}
+
+// bodies holds the buffers of request bodies nothing refers to any more, for
+// readBody: a batch body is the largest allocation of a request.
+var bodies sync.Pool // of *[]byte
+
+// maxPooledBody bounds the buffers kept: a rare huge body is left to the
+// collector rather than pinned in the pool.
+const maxPooledBody = 8 << 20
+
+// releaseBody hands body to the next readBody. Nothing may refer to its
+// bytes any more: the parsed strings are copies and the payloads were
+// copied into the records' values.
+func releaseBody(body []byte) {
+	if cap(body) <= maxPooledBody {
+		body = body[:0]
+		bodies.Put(&body)
+	}
 }
 
 // tenantFor decides which tenant a request publishes for. A tenant token
@@ -355,8 +385,10 @@ func (s *Server) tenantFor(ctx context.Context, p *auth.Principal, named string)
 // client batches them per partition); nothing here starts a goroutine per
 // record. The wait itself is bounded too: even if a broker accepted a request
 // and then hung, the caller gets its 503 on time. Such a record may still land
-// later; the client's retry then carries the same event id.
-func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
+// later; the client's retry then carries the same event id. settled reports
+// whether the promises of all records ran (acknowledged or failed), so the
+// client holds none of them any more.
+func (s *Server) produce(ctx context.Context, recs []*kgo.Record) (settled bool, _ error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
@@ -367,13 +399,14 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 	}
 	select {
 	case <-w.done:
+		settled = true
 	case <-ctx.Done():
 		w.fail(ctx.Err())
 	}
 	err := w.err()
 	s.latency.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.Bool("ok", err == nil)))
 	if err == nil {
-		return nil
+		return settled, nil
 	}
 	s.log.Warn("producing events failed", "records", len(recs), "err", err)
 	msg := fmt.Sprintf("the event log did not acknowledge the events within %s (%v); nothing is acknowledged; "+
@@ -381,7 +414,7 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		msg = "the tenant's event topic does not exist (provision the tenant); nothing is acknowledged"
 	}
-	return httpapi.NewError(http.StatusServiceUnavailable, "unavailable", msg)
+	return settled, httpapi.NewError(http.StatusServiceUnavailable, "unavailable", msg)
 }
 
 // ackWait collects the promises of one request's records.
