@@ -394,8 +394,9 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) (settled bool,
 	defer cancel()
 	w := &ackWait{done: make(chan struct{})}
 	w.pending.Store(int64(len(recs)))
+	promise := w.promise // one method value: taking it per record allocates per record
 	for _, r := range recs {
-		s.client.Produce(ctx, r, w.promise)
+		s.client.Produce(ctx, r, promise)
 	}
 	select {
 	case <-w.done:
