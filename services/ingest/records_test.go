@@ -96,3 +96,30 @@ func BenchmarkRecords500(b *testing.B) {
 		enc.Release() // as publish does once Kafka acknowledged the records
 	}
 }
+
+// TestKeyArenaMatchesIDValue: the arena returns what events.IDValue returns,
+// errors included, for every shape of payload.id, and earlier strings keep
+// their bytes as the arena fills further blocks.
+func TestKeyArenaMatchesIDValue(t *testing.T) {
+	var keys keyArena
+	type result struct {
+		id  string
+		err string
+	}
+	var got []result
+	vals := []string{`"plain"`, `"with \"escape\""`, `"\u00e9"`, `12`, `-0.5e3`, `""`, `"` + strings.Repeat("k", 512) + `"`,
+		`"` + strings.Repeat("k", 513) + `"`, "\"a\x01\"", "\"\xff\"", `true`, `null`, `{}`, `"é"`}
+	for range 400 { // past a block or two
+		vals = append(vals, `"`+strings.Repeat("z", 37)+`"`)
+	}
+	for _, v := range vals {
+		id, err := keys.idValue([]byte(v))
+		got = append(got, result{id, fmt.Sprint(err)})
+	}
+	for i, v := range vals {
+		id, err := events.IDValue([]byte(v))
+		if want := (result{id, fmt.Sprint(err)}); got[i] != want {
+			t.Errorf("%s: arena %q, IDValue %q", v, got[i], want)
+		}
+	}
+}
