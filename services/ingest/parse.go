@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -115,6 +116,10 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 	}
 	s := &scanner{b: body, p: len(body) - len(trimmed)}
 	var top object
+	if p, _ := itemBlocks.Get().(*[]item); p != nil {
+		top.items = *p
+	}
+	defer releaseItems(&top)
 	s.eventObject(&top, 0, true, lim.MaxBatch)
 	if s.err == nil {
 		s.ws()
@@ -174,6 +179,24 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 		}
 	}
 	return req, nil
+}
+
+// itemBlocks holds the item slices of earlier requests: a batch's items are
+// its largest allocation in parsing, and they are not needed once its
+// events are built.
+var itemBlocks sync.Pool // of *[]item
+
+// releaseItems hands top's items (cleared: they point into the body) to the
+// next ParseEvents. A huge slice, from a body over a raised MaxBatch, is
+// left to the collector.
+func releaseItems(top *object) {
+	items := top.items[:cap(top.items)]
+	if len(items) == 0 || len(items) > 10_000 {
+		return
+	}
+	clear(items)
+	items = items[:0]
+	itemBlocks.Put(&items)
 }
 
 // eventObject reads the object at s.p into o; depth is the nesting depth of
