@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -371,5 +373,75 @@ func TestBatchAcceptsValidItems(t *testing.T) {
 	}
 	if !got["ok-1"] || !got["ok-2"] || len(recs) != 2 || h.endOffsets(tenant) != 2 {
 		t.Fatalf("topic holds %v, want exactly ok-1 and ok-2", got)
+	}
+}
+
+// TestConcurrentBatchesKeepTheirBytes: request bodies and record blocks are
+// reused across requests (see readBody and kafka.Encoder.Release), so batches
+// of different sizes published at once, some with invalid events, must each
+// land byte for byte: every payload, key and event id as sent, none mixed up
+// with another request's.
+func TestConcurrentBatchesKeepTheirBytes(t *testing.T) {
+	h := newHarness(t, testenv.KafkaBrokers(t), nil)
+	tenant := h.newTenant()
+	tok := token(t, tenant)
+	const workers, batches = 4, 6
+	var mu sync.Mutex
+	want := map[string]string{} // event id -> payload
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for b := range batches {
+				n := 1 + (w*batches+b)*7%40 // sizes vary, so a reused buffer holds older, longer bytes
+				var sb strings.Builder
+				sb.WriteString(`{"events":[`)
+				sent := map[string]string{}
+				for i := range n {
+					id := fmt.Sprintf("w%d-b%d-e%d", w, b, i)
+					payload := fmt.Sprintf(`{"id":%q,"pad":%q}`, id, strings.Repeat(string(rune('a'+i%26)), (i*37)%300))
+					if i > 0 {
+						sb.WriteByte(',')
+					}
+					if i%5 == 3 {
+						sb.WriteString(`{"name":"order.nope","payload":` + payload + `}`)
+						continue
+					}
+					sb.WriteString(`{"name":"order.created","payload":` + payload + `}`)
+					sent[events.EventID(tenant, "order.created", id).String()] = payload
+				}
+				sb.WriteString(`]}`)
+				r := postTo(t, h.url, tok, []byte(sb.String()))
+				if r.status != 202 || r.json["accepted"] != float64(len(sent)) {
+					t.Errorf("status %d: %s", r.status, r.body)
+					return
+				}
+				mu.Lock()
+				maps.Copy(want, sent)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	total := len(want)
+	for _, rec := range consume(t, h.brokers, tenant, total) {
+		ev, err := kafka.DecodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload, ok := want[ev.GetEventId()]
+		if !ok {
+			t.Fatalf("record %s: not an event sent, or sent twice", ev.GetEventId())
+		}
+		delete(want, ev.GetEventId())
+		if string(ev.GetPayload()) != payload || string(rec.Key) != ev.GetDomainEntityId() ||
+			ev.GetEventId() != events.EventID(tenant, "order.created", ev.GetIdempotencyKey()).String() {
+			t.Fatalf("record %s: key %q, envelope %v; sent payload %s", ev.GetEventId(), rec.Key, ev, payload)
+		}
+	}
+	if len(want) != 0 || h.endOffsets(tenant) != int64(total) {
+		t.Fatalf("%d of %d events not read back; topic holds %d records", len(want), total, h.endOffsets(tenant))
 	}
 }

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/httpapi"
@@ -114,6 +116,10 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 	}
 	s := &scanner{b: body, p: len(body) - len(trimmed)}
 	var top object
+	if p, _ := itemBlocks.Get().(*[]item); p != nil {
+		top.items = *p
+	}
+	defer releaseItems(&top)
 	s.eventObject(&top, 0, true, lim.MaxBatch)
 	if s.err == nil {
 		s.ws()
@@ -140,7 +146,7 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: CodeEventTooLarge,
 				Message: fmt.Sprintf("event: %d bytes, more than the %d-byte limit per event", len(body), lim.MaxEventBytes)}
 		}
-		ev := validate(we, -1, now)
+		ev := validate(we, -1, now, nil)
 		if ev.Err != nil {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: ev.Err.Code, Message: ev.Err.Message}
 		}
@@ -158,6 +164,7 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 	}
 	req.Batch = true
 	req.Events = make([]Event, len(top.items))
+	var keys keyArena
 	for i := range top.items {
 		it := &top.items[i]
 		switch {
@@ -168,10 +175,28 @@ func ParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 		case it.obj.structErr != "":
 			req.Events[i] = invalid(CodeInvalidJSON, "%s: %s", eventRef(i).item(), it.obj.structErr)
 		default:
-			req.Events[i] = validate(&it.obj.we, eventRef(i), now)
+			req.Events[i] = validate(&it.obj.we, eventRef(i), now, &keys)
 		}
 	}
 	return req, nil
+}
+
+// itemBlocks holds the item slices of earlier requests: a batch's items are
+// its largest allocation in parsing, and they are not needed once its
+// events are built.
+var itemBlocks sync.Pool // of *[]item
+
+// releaseItems hands top's items (cleared: they point into the body) to the
+// next ParseEvents. A huge slice, from a body over a raised MaxBatch, is
+// left to the collector.
+func releaseItems(top *object) {
+	items := top.items[:cap(top.items)]
+	if len(items) == 0 || len(items) > 10_000 {
+		return
+	}
+	clear(items)
+	items = items[:0]
+	itemBlocks.Put(&items)
 }
 
 // eventObject reads the object at s.p into o; depth is the nesting depth of
@@ -293,8 +318,9 @@ func (r eventRef) String() string {
 // item is "events[3]".
 func (r eventRef) item() string { return "events[" + strconv.Itoa(int(r)) + "]" }
 
-// validate checks one decoded event; ref names it in messages.
-func validate(we *wireEvent, ref eventRef, now time.Time) Event {
+// validate checks one decoded event; ref names it in messages. keys, if not
+// nil, holds the strings of default keys (payload.id).
+func validate(we *wireEvent, ref eventRef, now time.Time, keys *keyArena) Event {
 	var ev Event
 	switch {
 	case we.Name == nil:
@@ -334,7 +360,7 @@ func validate(we *wireEvent, ref eventRef, now time.Time) Event {
 	var idErr error
 	if we.DomainEntityID == nil || we.IdempotencyKey == nil {
 		if we.payloadScanned {
-			payloadID, idErr = events.IDValue(we.payloadID)
+			payloadID, idErr = keys.idValue(we.payloadID)
 		} else {
 			payloadID, idErr = events.PayloadID(ev.Payload)
 		}
@@ -364,6 +390,41 @@ func eventKey(field string, given *string, payloadID string, idErr error, ref ev
 		return "", invalid(CodeInvalidKey, "%s%v (it is the default %s)", ref, idErr, field).Err
 	}
 	return payloadID, nil
+}
+
+// keyArena holds the payload.id strings of one batch in shared blocks: one
+// string per event was the largest allocation of a batch left in parsing. A
+// block's bytes are never written again once handed out as a string.
+type keyArena struct{ block []byte }
+
+// idValue is events.IDValue(val), its string from the arena when val is
+// plain (a string without escapes, or a number) and a valid key; any other
+// case, errors included, takes events.IDValue itself.
+func (a *keyArena) idValue(val []byte) (string, error) {
+	if a == nil || len(val) == 0 {
+		return events.IDValue(val)
+	}
+	raw := val
+	switch c := val[0]; {
+	case c == '"' && len(val) >= 2 && bytes.IndexByte(val, '\\') < 0:
+		raw = val[1 : len(val)-1]
+	case c == '-' || '0' <= c && c <= '9':
+	default:
+		return events.IDValue(val)
+	}
+	if len(raw) == 0 || len(raw) > events.MaxKeyLength {
+		return events.IDValue(val)
+	}
+	if cap(a.block)-len(a.block) < len(raw) {
+		a.block = make([]byte, 0, max(len(raw), 4096))
+	}
+	start := len(a.block)
+	a.block = append(a.block, raw...)
+	id := unsafe.String(&a.block[start], len(raw))
+	if events.CheckKey(id) != nil {
+		return events.IDValue(val) // for its error
+	}
+	return id, nil
 }
 
 func invalid(code, format string, args ...any) Event {

@@ -59,7 +59,7 @@ func refParseEvents(body []byte, lim Limits, now time.Time) (*Request, error) {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: CodeEventTooLarge,
 				Message: fmt.Sprintf("event: %d bytes, more than the %d-byte limit per event", len(body), lim.MaxEventBytes)}
 		}
-		ev := validate(&we, -1, now)
+		ev := validate(&we, -1, now, nil)
 		if ev.Err != nil {
 			return nil, &httpapi.Error{Status: http.StatusBadRequest, Code: ev.Err.Code, Message: ev.Err.Message}
 		}
@@ -96,7 +96,7 @@ func refParseItem(raw json.RawMessage, ref eventRef, lim Limits, now time.Time) 
 	if err := httpapi.DecodeStrict(raw, &we); err != nil {
 		return invalid(CodeInvalidJSON, "%s: %s", prefix, err.Error())
 	}
-	return validate(&we, ref, now)
+	return validate(&we, ref, now, nil)
 }
 
 // FuzzParseEventsMatchesReference checks the hand-written parser against the
@@ -117,6 +117,9 @@ func FuzzParseEventsMatchesReference(f *testing.F) {
 		`{"name":"order.created","payload":{"id":-0.0e+1,"x":[true,false,null,"\ud800"]}}`,
 		`{"name":"order.created","name":"order.created","payload":{"id":"1"}}`,
 		`{"events":[{"name":"order.created","payload":{"id":"1"},"payload":{}}]}`,
+		// Batch payload ids take keyArena: plain, escaped, numbers, refused.
+		`{"events":[{"name":"order.created","payload":{"id":"a\"b"}},{"name":"order.created","payload":{"id":-12.5e3}},{"name":"order.created","payload":{"id":""}},{"name":"order.created","payload":{"id":"c\u0001"}}]}`,
+		`{"events":[{"name":"order.created","payload":{"id":"\u00e9t\u00e9"}},{"name":"order.created","payload":{"id":""}},{"name":"order.created","payload":{"id":true}},{"name":"order.created","payload":{"id":"x","id":"y"}}]}`,
 	} {
 		f.Add([]byte(s))
 	}

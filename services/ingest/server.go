@@ -7,6 +7,7 @@ package ingest
 import (
 	"context"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,17 @@ var openAPI []byte
 
 // OpenAPI returns the service's OpenAPI 3 document (served at /openapi.json).
 func OpenAPI() []byte { return openAPI }
+
+// The metric attributes, built once: building them per request cost
+// several allocations each (a request's records are counted as one Add).
+var (
+	outcomeInvalid     = metric.WithAttributes(attribute.String("outcome", "invalid"))
+	outcomeFailed      = metric.WithAttributes(attribute.String("outcome", "failed"))
+	outcomeAccepted    = metric.WithAttributes(attribute.String("outcome", "accepted"))
+	outcomeRateLimited = metric.WithAttributes(attribute.String("outcome", "rate_limited"))
+	producedOK         = metric.WithAttributes(attribute.Bool("ok", true))
+	producedFailed     = metric.WithAttributes(attribute.Bool("ok", false))
+)
 
 // readyTimeout bounds each readiness check.
 const readyTimeout = 2 * time.Second
@@ -158,22 +170,29 @@ func (s *Server) publish(c echo.Context) error {
 		return err
 	}
 
-	recs, ids, err := records(ctx, tenant, req, now)
+	enc := kafka.NewEncoder(ctx)
+	recs, ids, err := records(enc, tenant, req, now)
 	if err != nil {
 		return err
 	}
+	// The values hold copies of the payloads: nothing refers to the body now.
+	releaseBody(body)
 	invalid := len(req.Events) - len(recs)
 	if invalid > 0 {
-		s.events.Add(ctx, int64(invalid), metric.WithAttributes(attribute.String("outcome", "invalid")))
+		s.events.Add(ctx, int64(invalid), outcomeInvalid)
 	}
 	if len(recs) == 0 {
 		return c.JSONBlob(http.StatusBadRequest, allInvalidBody(req, httpapi.RequestID(c)))
 	}
-	if err := s.produce(ctx, recs); err != nil {
-		s.events.Add(ctx, int64(len(recs)), metric.WithAttributes(attribute.String("outcome", "failed")))
+	settled, err := s.produce(ctx, recs)
+	if settled {
+		enc.Release() // the client is done with every record
+	}
+	if err != nil {
+		s.events.Add(ctx, int64(len(recs)), outcomeFailed)
 		return err
 	}
-	s.events.Add(ctx, int64(len(recs)), metric.WithAttributes(attribute.String("outcome", "accepted")))
+	s.events.Add(ctx, int64(len(recs)), outcomeAccepted)
 	if !req.Batch {
 		return c.JSONBlob(http.StatusAccepted, append(append([]byte(`{"event_id":"`), ids[0]...), `"}`...))
 	}
@@ -216,30 +235,25 @@ func (s *Server) rateLimit(c echo.Context, tenant string, req *Request) error {
 	}
 	secs := ratelimit.RetryAfterSeconds(wait)
 	c.Response().Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	s.events.Add(c.Request().Context(), int64(n), metric.WithAttributes(attribute.String("outcome", "rate_limited")))
+	s.events.Add(c.Request().Context(), int64(n), outcomeRateLimited)
 	return httpapi.NewError(http.StatusTooManyRequests, "rate_limited",
 		fmt.Sprintf("tenant %q is over its publish rate (%g events/s, bursts of %d); nothing of this request was published; retry after %d s",
 			tenant, s.cfg.RateLimit, s.limit.Burst(), secs))
 }
 
 // records builds the Kafka records of the valid events of req, and their
-// event ids (by index; "" for invalid events).
-func records(ctx context.Context, tenant string, req *Request, now time.Time) ([]*kgo.Record, []string, error) {
-	recs := make([]*kgo.Record, 0, len(req.Events))
-	ids := make([]string, len(req.Events))
+// event ids (by index; "" for invalid events). The envelopes are sized first
+// so that the encoder cuts every record and value from one block each.
+func records(enc *kafka.Encoder, tenant string, req *Request, now time.Time) ([]*kgo.Record, []string, error) {
+	ids := eventIDs(tenant, req)
 	ingested := timestamppb.New(now)
-	enc := kafka.NewEncoder(ctx)
-	for i := range req.Events {
-		ev := &req.Events[i]
-		if ev.Err != nil {
-			continue
-		}
-		id := events.EventID(tenant, ev.Name, ev.IdempotencyKey).String()
+	// One envelope, refilled per event: it is only read by the encoder.
+	envelope := func(ev *Event, id string, e *eventspb.Event) {
 		published := ingested // the default: one shared, read-only Timestamp
 		if !ev.PublishedAt.Equal(now) {
 			published = timestamppb.New(ev.PublishedAt)
 		}
-		rec, err := enc.Encode(&eventspb.Event{
+		*e = eventspb.Event{
 			EventId:        id,
 			Tenant:         tenant,
 			Name:           ev.Name,
@@ -249,30 +263,107 @@ func records(ctx context.Context, tenant string, req *Request, now time.Time) ([
 			DomainEntityId: ev.DomainEntityID,
 			IdempotencyKey: ev.IdempotencyKey,
 			IngestedAt:     ingested,
-		})
+		}
+	}
+	var pb eventspb.Event
+	valid, size := 0, 0
+	for i := range req.Events {
+		if ev := &req.Events[i]; ev.Err == nil {
+			envelope(ev, ids[i], &pb)
+			valid++
+			size += kafka.EventSize(&pb)
+		}
+	}
+	enc.Grow(valid, size)
+	recs := make([]*kgo.Record, 0, valid)
+	for i := range req.Events {
+		ev := &req.Events[i]
+		if ev.Err != nil {
+			continue
+		}
+		envelope(ev, ids[i], &pb)
+		rec, err := enc.Encode(&pb)
 		if err != nil {
 			return nil, nil, fmt.Errorf("encoding event %d: %w", i, err)
 		}
-		ids[i] = id
 		recs = append(recs, rec)
 	}
 	return recs, ids, nil
 }
 
+// eventIDs derives the event ids of the valid events of req (by index; ""
+// for invalid ones). Their text shares one string rather than one per event.
+func eventIDs(tenant string, req *Request) []string {
+	const idLen = 36 // the canonical UUID text
+	text := make([]byte, 0, idLen*len(req.Events))
+	for i := range req.Events {
+		if ev := &req.Events[i]; ev.Err == nil {
+			text = appendUUID(text, events.EventID(tenant, ev.Name, ev.IdempotencyKey))
+		}
+	}
+	all := string(text)
+	ids := make([]string, len(req.Events))
+	for i := range req.Events {
+		if req.Events[i].Err == nil {
+			ids[i], all = all[:idLen], all[idLen:]
+		}
+	}
+	return ids
+}
+
+// appendUUID appends the canonical text of id, as id.String() renders it.
+func appendUUID(dst []byte, id [16]byte) []byte {
+	var b [36]byte
+	hex.Encode(b[0:8], id[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], id[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], id[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], id[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:], id[10:])
+	return append(dst, b[:]...)
+}
+
 // readBody reads the request body into a buffer of its declared length:
-// io.ReadAll would grow (and copy) a batch body many times over. Chunked
-// bodies take httpapi.ReadBody. The body limit was enforced by httpapi on
-// ContentLength already.
+// io.ReadAll would grow (and copy) a batch body many times over. The buffer
+// comes from the bodies of earlier requests when one is large enough (see
+// releaseBody). Chunked bodies take httpapi.ReadBody. The body limit was
+// enforced by httpapi on ContentLength already.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	r := c.Request()
 	if r.ContentLength < 0 || r.ContentLength > s.cfg.BodyLimit {
 		return httpapi.ReadBody(c)
 	}
-	buf := make([]byte, r.ContentLength)
+	var buf []byte
+	if p, _ := bodies.Get().(*[]byte); p != nil && int64(cap(*p)) >= r.ContentLength {
+		buf = (*p)[:r.ContentLength]
+	} else {
+		buf = make([]byte, r.ContentLength)
+	}
 	if _, err := io.ReadFull(r.Body, buf); err != nil {
 		return nil, httpapi.BadRequest("reading request body: %v", err)
 	}
 	return buf, nil
+}
+
+// bodies holds the buffers of request bodies nothing refers to any more, for
+// readBody: a batch body is the largest allocation of a request.
+var bodies sync.Pool // of *[]byte
+
+// maxPooledBody bounds the buffers kept: a rare huge body is left to the
+// collector rather than pinned in the pool.
+const maxPooledBody = 8 << 20
+
+// releaseBody hands body to the next readBody. Nothing may refer to its
+// bytes any more: the parsed strings are copies and the payloads were
+// copied into the records' values.
+func releaseBody(body []byte) {
+	if cap(body) <= maxPooledBody {
+		body = body[:0]
+		bodies.Put(&body)
+	}
 }
 
 // tenantFor decides which tenant a request publishes for. A tenant token
@@ -305,25 +396,33 @@ func (s *Server) tenantFor(ctx context.Context, p *auth.Principal, named string)
 // client batches them per partition); nothing here starts a goroutine per
 // record. The wait itself is bounded too: even if a broker accepted a request
 // and then hung, the caller gets its 503 on time. Such a record may still land
-// later; the client's retry then carries the same event id.
-func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
+// later; the client's retry then carries the same event id. settled reports
+// whether the promises of all records ran (acknowledged or failed), so the
+// client holds none of them any more.
+func (s *Server) produce(ctx context.Context, recs []*kgo.Record) (settled bool, _ error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
 	w := &ackWait{done: make(chan struct{})}
 	w.pending.Store(int64(len(recs)))
+	promise := w.promise // one method value: taking it per record allocates per record
 	for _, r := range recs {
-		s.client.Produce(ctx, r, w.promise)
+		s.client.Produce(ctx, r, promise)
 	}
 	select {
 	case <-w.done:
+		settled = true
 	case <-ctx.Done():
 		w.fail(ctx.Err())
 	}
 	err := w.err()
-	s.latency.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.Bool("ok", err == nil)))
+	outcome := producedFailed
 	if err == nil {
-		return nil
+		outcome = producedOK
+	}
+	s.latency.Record(ctx, time.Since(start).Seconds(), outcome)
+	if err == nil {
+		return settled, nil
 	}
 	s.log.Warn("producing events failed", "records", len(recs), "err", err)
 	msg := fmt.Sprintf("the event log did not acknowledge the events within %s (%v); nothing is acknowledged; "+
@@ -331,7 +430,7 @@ func (s *Server) produce(ctx context.Context, recs []*kgo.Record) error {
 	if errors.Is(err, kerr.UnknownTopicOrPartition) {
 		msg = "the tenant's event topic does not exist (provision the tenant); nothing is acknowledged"
 	}
-	return httpapi.NewError(http.StatusServiceUnavailable, "unavailable", msg)
+	return settled, httpapi.NewError(http.StatusServiceUnavailable, "unavailable", msg)
 }
 
 // ackWait collects the promises of one request's records.
