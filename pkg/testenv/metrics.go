@@ -39,7 +39,7 @@ func Metrics(t testing.TB, name string, match map[string]string) []MetricPoint {
 	add := func(set attribute.Set, p MetricPoint) {
 		p.Attrs = map[string]string{}
 		for _, kv := range set.ToSlice() {
-			p.Attrs[string(kv.Key)] = kv.Value.Emit()
+			p.Attrs[string(kv.Key)] = kv.Value.String()
 		}
 		for k, v := range match {
 			if p.Attrs[k] != v {

@@ -63,7 +63,7 @@ func (p *Process) Output() string {
 // the test ends, and its output is logged if the test failed.
 func StartProcess(t testing.TB, env ...string) *Process {
 	t.Helper()
-	p := &Process{Cmd: exec.Command(os.Args[0], "-test.run=^$")}
+	p := &Process{Cmd: exec.CommandContext(context.Background(), os.Args[0], "-test.run=^$")}
 	p.Cmd.Stdout, p.Cmd.Stderr = p, p
 	p.Cmd.Env = append([]string{processEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	if err := p.Cmd.Start(); err != nil {
@@ -84,7 +84,8 @@ func StartProcess(t testing.TB, env ...string) *Process {
 // FreeAddr returns a loopback address whose port nothing listens on now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
