@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -51,8 +50,6 @@ func runWorkerProcess() int {
 	return 0
 }
 
-var tenantSeq atomic.Int64
-
 // env is one test's world: a catalog database, a dedicated kfake cluster
 // with the tenant's topic, and a producer.
 type env struct {
@@ -69,28 +66,8 @@ type env struct {
 
 func newEnv(t testing.TB, partitions int32) *env {
 	t.Helper()
-	store, db := testenv.NewStore(t)
-	// Short session timeouts let a killed worker's partitions move quickly.
-	cluster := testenv.NewKafka(t, kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	brokers := cluster.ListenAddrs()
-	// Not kafka.ProducerOpts: its record delivery timeout counts from the
-	// record timestamp, and replay tests produce records stamped hours ago.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	e := &env{t: t, store: store, db: db, brokers: brokers, cl: cl, adm: kadm.NewClient(cl),
-		tenant: fmt.Sprintf("t%d-%d", os.Getpid(), tenantSeq.Add(1))}
-	e.topic = events.TopicName(e.tenant)
-	ctx := context.Background()
-	if err := store.CreateTenant(ctx, e.tenant); err != nil {
-		t.Fatal(err)
-	}
-	if err := kafka.EnsureTopic(ctx, e.adm, e.topic, partitions, 1, kafka.DefaultRetention); err != nil {
-		t.Fatal(err)
-	}
-	return e
+	w := testenv.NewWorld(t, "t", partitions)
+	return &env{t: t, store: w.Store, db: w.DB, brokers: w.Brokers, cl: w.Client, adm: w.Admin, tenant: w.Tenant, topic: w.Topic}
 }
 
 var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}

@@ -21,12 +21,14 @@ import (
 	"github.com/eventstream/eventstream/pkg/testenv"
 )
 
+var siblingSeq atomic.Int64
+
 // sibling is another tenant in the same catalog and cluster as e (one
 // worker serves both).
 func (e *env) sibling() *env {
 	e.t.Helper()
 	o := &env{t: e.t, store: e.store, db: e.db, brokers: e.brokers, cl: e.cl, adm: e.adm,
-		tenant: fmt.Sprintf("%s-b%d", e.tenant, tenantSeq.Add(1))}
+		tenant: fmt.Sprintf("%s-b%d", e.tenant, siblingSeq.Add(1))}
 	o.topic = events.TopicName(o.tenant)
 	ctx := context.Background()
 	if err := o.store.CreateTenant(ctx, o.tenant); err != nil {

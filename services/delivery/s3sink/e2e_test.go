@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -53,8 +52,6 @@ func runWorkerProcess() int {
 	return 0
 }
 
-var worldSeq atomic.Int64
-
 // world is one end-to-end test's system: catalog, a dedicated kfake cluster
 // with the tenant's topic, a producer and an embedded S3 server.
 type world struct {
@@ -72,24 +69,9 @@ type world struct {
 
 func newWorld(t testing.TB, s3opts ...s3local.Option) *world {
 	t.Helper()
-	store, db := testenv.NewStore(t)
-	// Short sessions let a killed worker's partitions move quickly.
-	cluster := testenv.NewKafka(t, kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	cl, err := kgo.NewClient(append(kafka.ProducerOpts(10*time.Second), kgo.SeedBrokers(cluster.ListenAddrs()...))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	w := &world{t: t, store: store, db: db, brokers: cluster.ListenAddrs(), cl: cl, adm: kadm.NewClient(cl),
-		tenant: fmt.Sprintf("s3t%d-%d", os.Getpid(), worldSeq.Add(1)), s3: startS3(t, s3opts...), log: slog.Default()}
-	ctx := context.Background()
-	if err := store.CreateTenant(ctx, w.tenant); err != nil {
-		t.Fatal(err)
-	}
-	if err := kafka.EnsureTopic(ctx, w.adm, events.TopicName(w.tenant), 3, 1, kafka.DefaultRetention); err != nil {
-		t.Fatal(err)
-	}
-	return w
+	base := testenv.NewWorld(t, "s3t", 3)
+	return &world{t: t, store: base.Store, db: base.DB, brokers: base.Brokers, cl: base.Client, adm: base.Admin,
+		tenant: base.Tenant, s3: startS3(t, s3opts...), log: slog.Default()}
 }
 
 func (w *world) deliveryConfig() delivery.Config {
