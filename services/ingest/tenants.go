@@ -50,6 +50,14 @@ func (c *tenantCache) Exists(ctx context.Context, tenant string) (bool, error) {
 		return e.exists, nil
 	}
 	v, err, _ := c.group.Do(tenant, func() (any, error) {
+		// A flight that ended between the read above and this one has
+		// stored the answer: use it rather than query again.
+		c.mu.RLock()
+		e, ok := c.entries[tenant]
+		c.mu.RUnlock()
+		if ok && c.now().Before(e.expires) {
+			return e.exists, nil
+		}
 		// The query is shared by every request waiting for this tenant, so
 		// it must not die with the first one's context.
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
