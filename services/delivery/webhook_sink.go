@@ -28,7 +28,8 @@ type RejectedStore interface {
 
 // webhookSink delivers one integration's records to its callback URL.
 //
-// Records wait in a bounded window (MaxInFlight): Deliver blocks while it is
+// Records wait in a bounded window (MaxInFlight) until their outcome is
+// final (not until its attempt row is stored): Deliver blocks while it is
 // full. A fixed pool of MaxConcurrency workers takes records from the ready
 // queue; each attempt first takes a slot of the adaptive limiter, so the
 // number of concurrent requests follows the endpoint's health. A failed
@@ -79,6 +80,9 @@ type job struct {
 	retriesLeft int
 	timer       *time.Timer
 	unwatch     [2]func() bool
+	// held: the job holds its window slot and its body's bytes (until its
+	// outcome is final, see release).
+	held bool
 }
 
 func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected RejectedStore, shared *byteBudget,
@@ -115,7 +119,7 @@ func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
 	case <-s.runCtx.Done():
 		return errSinkStopped
 	}
-	j := &job{rec: r, ctx: ctx, body: events.AppendBody(nil, r.Event), retriesLeft: s.cfg.MaxRetries}
+	j := &job{rec: r, ctx: ctx, body: events.AppendBody(nil, r.Event), retriesLeft: s.cfg.MaxRetries, held: true}
 	// The body holds the payload now; the attempt rows need only the
 	// event's identity, so the decoded payload is not kept twice.
 	r.Event.Payload = nil
@@ -279,7 +283,15 @@ func (s *webhookSink) attempt(j *job) {
 
 // settle records the final outcome of j: its attempt row, and once the row
 // is durable, j is Done (its offset may be committed) and finished.
+//
+// The window slot and the body go back at once: nothing more is sent for
+// j, and holding the slot while the row waits for its batch would cap the
+// throughput at MaxInFlight per attempt-writer round trip (a 100 ms flush
+// interval plus the COPY) however fast the endpoint answers. Records whose
+// rows are on their way are bounded by the attempt writer's queue instead:
+// WriteThen blocks while it is full.
 func (s *webhookSink) settle(j *job, row catalog.Attempt) {
+	s.release(j)
 	err := s.env.Attempts.WriteThen(s.hardCtx, func(stored bool) {
 		if stored {
 			s.env.Done(j.rec)
@@ -404,12 +416,26 @@ func (s *webhookSink) retry(j *job, res webhook.Result) {
 	j.timer.Reset(delay)
 }
 
-// finish releases j's window slot and counts it finished for Flush. Every job
-// is finished exactly once.
-func (s *webhookSink) finish(j *job) {
-	s.bytes.release(int64(len(j.body)))
-	s.shared.release(int64(len(j.body)))
+// release gives back j's window slot and its body's bytes, once; the body
+// is dropped so the bytes the budgets no longer count are not kept either.
+// Only the goroutine that owns j (the worker attempting it, or whoever the
+// worker handed it to) calls it.
+func (s *webhookSink) release(j *job) {
+	if !j.held {
+		return
+	}
+	j.held = false
+	n := int64(len(j.body))
+	j.body = nil
+	s.bytes.release(n)
+	s.shared.release(n)
 	<-s.window
+}
+
+// finish releases j (if settle did not already) and counts it finished for
+// Flush. Every job is finished exactly once.
+func (s *webhookSink) finish(j *job) {
+	s.release(j)
 	s.seqMu.Lock()
 	s.fin.done(j.seq)
 	s.seqMu.Unlock()
