@@ -40,6 +40,7 @@ type webhookSink struct {
 	env      SinkEnv
 	in       *catalog.Integration
 	sender   *webhook.Sender
+	target   *webhook.Target // the callback, prepared once for every request
 	rejected RejectedStore
 	lim      *limiter
 	// gate blocks an attempt until the integration is confirmed running
@@ -90,7 +91,7 @@ func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected Re
 	runCtx, stop := context.WithCancel(context.Background())
 	hardCtx, hardCancel := context.WithCancel(context.Background())
 	s := &webhookSink{
-		cfg: cfg, env: env, in: env.Integration, sender: sender, rejected: rejected,
+		cfg: cfg, env: env, in: env.Integration, sender: sender, target: webhook.NewTarget(env.Integration.Webhook), rejected: rejected,
 		lim:  newLimiter(cfg.MinConcurrency, cfg.InitialConcurrency, cfg.MaxConcurrency),
 		gate: gate, log: log, metrics: workerMetrics().forTenant(env.Integration.Tenant),
 		window: make(chan struct{}, cfg.MaxInFlight),
@@ -189,10 +190,15 @@ func (s *webhookSink) interrupt(cause StopCause, reason string) {
 
 func (s *webhookSink) work() {
 	defer s.workers.Done()
+	// Each worker's requests hang off a context of its own: a request's
+	// timeout registers with its parent, and 64 workers registering with
+	// hardCtx itself would contend for its lock on every request.
+	wctx, cancel := context.WithCancel(s.hardCtx)
+	defer cancel()
 	for {
 		select {
 		case j := <-s.ready:
-			s.attempt(j)
+			s.attempt(wctx, j)
 		case <-s.runCtx.Done():
 			// Whatever is still queued is abandoned (never Done).
 			for {
@@ -212,7 +218,8 @@ func (s *webhookSink) live(j *job) bool {
 	return j.ctx.Err() == nil && s.runCtx.Err() == nil && !s.stopped.Load()
 }
 
-func (s *webhookSink) attempt(j *job) {
+// attempt makes one attempt of j; ctx is the worker's share of hardCtx.
+func (s *webhookSink) attempt(ctx context.Context, j *job) {
 	if !s.live(j) {
 		s.finish(j)
 		return
@@ -230,12 +237,12 @@ func (s *webhookSink) attempt(j *job) {
 		return
 	}
 	ev := j.rec.Event
-	req := webhook.NewRequest(s.in.Webhook, ev, j.body)
+	req := s.target.NewRequest(ev, j.body)
 	attemptedAt := time.Now()
 	// The request is not tied to the record's ctx: once started, an attempt
 	// finishes (bounded by the attempt timeout) so its outcome is recorded
 	// rather than left unknown.
-	sctx, span := spanStart(s.hardCtx, j.rec.trace, "webhook.deliver")
+	sctx, span := spanStart(ctx, j.rec.trace, "webhook.deliver")
 	recording := span.IsRecording()
 	if recording {
 		span.SetAttributes(attribute.String("eventstream.tenant", s.in.Tenant), attribute.String("eventstream.integration", s.in.ID),
@@ -475,11 +482,13 @@ func (s *webhookSink) acquireBody(ctx context.Context, n int64) error {
 type byteBudget struct {
 	mu        sync.Mutex
 	max, used int64
-	wake      chan struct{}
+	// wake is closed by the next release; made only when someone waits, so
+	// a release nobody waits for allocates nothing.
+	wake chan struct{}
 }
 
 func newByteBudget(max int64) *byteBudget {
-	return &byteBudget{max: max, wake: make(chan struct{})}
+	return &byteBudget{max: max}
 }
 
 // acquire takes n bytes, waiting for room, and returns what was held
@@ -492,6 +501,9 @@ func (b *byteBudget) acquire(ctx context.Context, n int64, admit bool, stop <-ch
 			b.used += n
 			b.mu.Unlock()
 			return before, nil
+		}
+		if b.wake == nil {
+			b.wake = make(chan struct{})
 		}
 		wake := b.wake
 		b.mu.Unlock()
@@ -515,7 +527,9 @@ func (b *byteBudget) inUse() int64 {
 func (b *byteBudget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n
-	close(b.wake)
-	b.wake = make(chan struct{})
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
 	b.mu.Unlock()
 }
