@@ -122,9 +122,14 @@ func NewSender(cfg Config) *Sender {
 	tr := &http.Transport{
 		// No proxy: through a proxy the guard would check the proxy's address
 		// instead of the endpoint's.
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		ForceAttemptHTTP2:      true,
+		Proxy:             nil,
+		DialContext:       dialer.DialContext,
+		ForceAttemptHTTP2: true,
+		// No "Accept-Encoding: gzip": only the first MaxResponseBody bytes
+		// of an answer are kept, so asking endpoints to compress would only
+		// cost them CPU and us a gzip reader per response (and a hostile
+		// endpoint could make us inflate a bomb up to the drain limit).
+		DisableCompression:     true,
 		MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
 		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:        90 * time.Second,
