@@ -12,6 +12,7 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -95,10 +97,14 @@ func (c *Config) defaults() {
 // Sender posts webhook requests. It is safe for concurrent use; share one per
 // process so connections to the same endpoint are reused across integrations.
 type Sender struct {
-	cfg    Config
-	guard  *Guard
-	client *http.Client
-	bufs   sync.Pool // *[]byte of MaxResponseBody, for reading responses
+	cfg   Config
+	guard *Guard
+	// transport is called directly rather than through an http.Client:
+	// the client would copy every request's headers for redirects, which a
+	// Sender never follows. send keeps what the client adds (see there).
+	transport *http.Transport
+	bufs      sync.Pool // *[]byte of MaxResponseBody, for reading responses
+	userAgent []string  // the User-Agent header value, shared by every request
 }
 
 // NewSender builds a Sender.
@@ -116,9 +122,14 @@ func NewSender(cfg Config) *Sender {
 	tr := &http.Transport{
 		// No proxy: through a proxy the guard would check the proxy's address
 		// instead of the endpoint's.
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		ForceAttemptHTTP2:      true,
+		Proxy:             nil,
+		DialContext:       dialer.DialContext,
+		ForceAttemptHTTP2: true,
+		// No "Accept-Encoding: gzip": only the first MaxResponseBody bytes
+		// of an answer are kept, so asking endpoints to compress would only
+		// cost them CPU and us a gzip reader per response (and a hostile
+		// endpoint could make us inflate a bomb up to the drain limit).
+		DisableCompression:     true,
 		MaxIdleConns:           4 * cfg.MaxIdleConnsPerHost,
 		MaxIdleConnsPerHost:    cfg.MaxIdleConnsPerHost,
 		IdleConnTimeout:        90 * time.Second,
@@ -126,17 +137,10 @@ func NewSender(cfg Config) *Sender {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: cfg.MaxResponseHeaderBytes,
 	}
-	s := &Sender{
-		cfg:   cfg,
-		guard: guard,
-		client: &http.Client{
-			Transport: tr,
-			// A redirect is an answer like any other non-2xx: it is retried,
-			// never followed (following would also sidestep the URL the
-			// tenant registered).
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
+	// A redirect is an answer like any other non-2xx: it is retried, never
+	// followed (following would also sidestep the URL the tenant
+	// registered). The transport never follows one.
+	s := &Sender{cfg: cfg, guard: guard, transport: tr, userAgent: []string{cfg.UserAgent}}
 	s.bufs.New = func() any { b := make([]byte, cfg.MaxResponseBody); return &b }
 	return s
 }
@@ -145,7 +149,7 @@ func NewSender(cfg Config) *Sender {
 func (s *Sender) Timeout() time.Duration { return s.cfg.Timeout }
 
 // CloseIdleConnections closes kept-alive connections (used on shutdown).
-func (s *Sender) CloseIdleConnections() { s.client.CloseIdleConnections() }
+func (s *Sender) CloseIdleConnections() { s.transport.CloseIdleConnections() }
 
 // Request is one webhook call.
 type Request struct {
@@ -156,6 +160,9 @@ type Request struct {
 	EventName      string
 	IdempotencyKey string // sent as "Idempotency-Key: <EventName>:<IdempotencyKey>" when set
 	Body           []byte
+
+	// target, when set, is URL, APIKey and SigningSecret prepared (Target).
+	target *Target
 }
 
 // NewRequest builds the request delivering ev, whose receiver body is body
@@ -170,6 +177,38 @@ func NewRequest(hook *catalog.Webhook, ev *eventspb.Event, body []byte) Request 
 		IdempotencyKey: ev.GetIdempotencyKey(),
 		Body:           body,
 	}
+}
+
+// Target is a webhook's callback prepared once for all of its requests: the
+// URL parsed, the Authorization value built and the signing key decoded, so
+// a delivery worker does none of it per event.
+type Target struct {
+	hook   catalog.Webhook
+	url    *url.URL
+	urlErr error    // parsing the URL; every request fails with it
+	auth   []string // the Authorization header value; nil without an API key
+	key    []byte   // the signing key; nil without a signing secret
+}
+
+// NewTarget prepares hook's callback (hook is copied).
+func NewTarget(hook *catalog.Webhook) *Target {
+	t := &Target{hook: *hook}
+	t.url, t.urlErr = url.Parse(hook.CallbackURL)
+	if hook.APIKey != "" {
+		t.auth = []string{"Bearer " + hook.APIKey}
+	}
+	if hook.SigningSecret != "" {
+		t.key = SigningKey(hook.SigningSecret)
+	}
+	return t
+}
+
+// NewRequest builds the request delivering ev, whose receiver body is body
+// (events.AppendBody), to the target: the same as the package's NewRequest.
+func (t *Target) NewRequest(ev *eventspb.Event, body []byte) Request {
+	r := NewRequest(&t.hook, ev, body)
+	r.target = t
+	return r
 }
 
 // Outcome is what the contract makes of a response.
@@ -259,37 +298,47 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
+	req, err := s.newHTTPRequest(ctx, r)
 	if err != nil {
 		return Result{Err: fmt.Errorf("building request: %w", err)}
 	}
 	if s.cfg.OwnHosts.MatchURL(req.URL) {
 		return Result{Err: fmt.Errorf("calling %s: %w", req.URL.Hostname(), ErrOwnHost)}
 	}
+	// Headers are set by their canonical keys (what Header.Set would
+	// make of them) without Set's per-call canonicalisation; constant
+	// values share one slice (the transport only reads them).
 	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", s.cfg.UserAgent)
-	mark := r.EventID
-	if mark == "" {
-		mark = "1"
+	h["Content-Type"] = contentTypeJSON
+	h["User-Agent"] = s.userAgent
+	if r.EventID == "" {
+		h[HeaderDelivery] = deliveryMarkNoID
+	} else {
+		h[HeaderDelivery] = []string{r.EventID}
 	}
-	h.Set(HeaderDelivery, mark)
-	if r.APIKey != "" {
-		h.Set("Authorization", "Bearer "+r.APIKey)
+	switch {
+	case r.target != nil && r.target.auth != nil:
+		h["Authorization"] = r.target.auth
+	case r.target == nil && r.APIKey != "":
+		h["Authorization"] = []string{"Bearer " + r.APIKey}
 	}
 	if r.IdempotencyKey != "" {
-		h.Set("Idempotency-Key", r.EventName+":"+r.IdempotencyKey)
+		h["Idempotency-Key"] = []string{r.EventName + ":" + r.IdempotencyKey}
 	}
 	if r.SigningSecret != "" {
+		key := SigningKey(r.SigningSecret)
+		if r.target != nil {
+			key = r.target.key
+		}
 		ts := start.Unix()
-		h.Set("webhook-id", r.EventID)
-		h.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-		h.Set("webhook-signature", Signature(r.SigningSecret, r.EventID, ts, r.Body))
+		h["Webhook-Id"] = []string{r.EventID}
+		h["Webhook-Timestamp"] = []string{strconv.FormatInt(ts, 10)}
+		h["Webhook-Signature"] = []string{signature(key, r.EventID, ts, r.Body)}
 	}
 	// The endpoint can continue the delivery's trace (W3C traceparent),
 	// when a propagator is installed (telemetry.Setup).
 	otel.GetTextMapPropagator().Inject(ctx, propagation.HeaderCarrier(h))
-	resp, err := s.client.Do(req)
+	resp, err := s.send(req)
 	if err != nil {
 		if errors.Is(err, ErrBlockedAddress) {
 			// The dial error names the resolved address; the reason a tenant
@@ -323,6 +372,56 @@ func (s *Sender) Send(ctx context.Context, r *Request) Result {
 		res.RetryAfter = d
 	}
 	return res
+}
+
+// Shared header values (see Send).
+var (
+	contentTypeJSON  = []string{"application/json"}
+	deliveryMarkNoID = []string{"1"}
+)
+
+// newHTTPRequest builds r's POST. With a Target the URL parsed once is
+// copied instead of parsed again; the request is otherwise what
+// http.NewRequestWithContext makes of r.URL.
+func (s *Sender) newHTTPRequest(ctx context.Context, r *Request) (*http.Request, error) {
+	t := r.target
+	if t == nil {
+		return http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
+	}
+	if t.urlErr != nil {
+		return nil, t.urlErr
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(r.Body))
+	if err != nil {
+		return nil, err
+	}
+	u := *t.url
+	req.URL = &u
+	// As NewRequestWithContext: a host with an empty port ("h:") is sent
+	// as "h".
+	req.Host = strings.TrimSuffix(u.Host, ":")
+	return req, nil
+}
+
+// send is http.Client.Do for a client that follows no redirects, without
+// the client's per-request copy of the headers: it adds the userinfo of the
+// URL as basic auth, names a plain HTTP answer to an HTTPS request
+// ErrSchemeMismatch, and wraps errors in *url.Error the way the client does,
+// so results and reasons read as they did through a client.
+func (s *Sender) send(req *http.Request) (*http.Response, error) {
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		pass, _ := u.Password()
+		req.SetBasicAuth(u.Username(), pass)
+	}
+	resp, err := s.transport.RoundTrip(req)
+	if err == nil {
+		return resp, nil
+	}
+	var tlsErr tls.RecordHeaderError
+	if errors.As(err, &tlsErr) && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+		err = http.ErrSchemeMismatch
+	}
+	return nil, &url.Error{Op: "Post", URL: req.URL.Redacted(), Err: err}
 }
 
 // trimPartialRune drops an incomplete UTF-8 sequence at the end of b (at most

@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/events/eventspb"
 	"github.com/eventstream/eventstream/pkg/testenv"
 	"github.com/eventstream/eventstream/pkg/webhook"
 )
@@ -57,6 +58,7 @@ func TestSendHeadersBodyAndSignature(t *testing.T) {
 		t.Fatalf("body = %s", g.body)
 	}
 	for k, want := range map[string]string{
+		"Accept-Encoding": "", // nothing is asked to be compressed: 1 KiB of the answer is kept
 		"Authorization":   "Bearer key-123",
 		"Idempotency-Key": "order.created:idem-1",
 		"Content-Type":    "application/json",
@@ -483,5 +485,83 @@ func TestBodyCapKeepsCharactersWhole(t *testing.T) {
 				t.Fatalf("kept %d bytes (valid UTF-8: %v), want %d", len(res.Body), utf8.ValidString(res.Body), c.want)
 			}
 		})
+	}
+}
+
+// A request built from a prepared Target is the request built from the
+// webhook each time: same headers, body and a verifying signature.
+func TestTargetRequestMatchesPlainRequest(t *testing.T) {
+	secret := "whsec_" + base64.StdEncoding.EncodeToString([]byte("another signing key"))
+	type got struct {
+		h    http.Header
+		body []byte
+		host string
+	}
+	ch := make(chan got, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		ch <- got{r.Header.Clone(), b, r.Host}
+	}))
+	defer srv.Close()
+	s := webhook.NewSender(webhook.Config{AllowCIDRs: loopback})
+	hook := &catalog.Webhook{CallbackURL: srv.URL + "/hook?x=1", APIKey: "key-9", SigningSecret: secret}
+	ev := &eventspb.Event{EventId: "6f1c1f38-4a6f-5f0e-9d55-7a1b7e0f0c12", Name: "order.created", IdempotencyKey: "idem-9"}
+	body := []byte(`{"name":"order.created"}`)
+
+	plain := webhook.NewRequest(hook, ev, body)
+	prepared := webhook.NewTarget(hook).NewRequest(ev, body)
+	for _, req := range []*webhook.Request{&plain, &prepared} {
+		if res := s.Send(context.Background(), req); res.Code != http.StatusOK {
+			t.Fatalf("send: %+v", res)
+		}
+	}
+	a, b := <-ch, <-ch
+	if string(a.body) != string(b.body) || a.host != b.host {
+		t.Fatalf("bodies or hosts differ: %q %q, %q %q", a.body, b.body, a.host, b.host)
+	}
+	for _, g := range []got{a, b} {
+		if err := testenv.VerifyStandardWebhook(secret, g.h, g.body, time.Now()); err != nil {
+			t.Fatalf("signature does not verify: %v", err)
+		}
+	}
+	for _, h := range []http.Header{a.h, b.h} {
+		h.Del("Webhook-Signature") // differs only if the second changed in between
+		h.Del("Webhook-Timestamp")
+	}
+	if fmt.Sprint(a.h) != fmt.Sprint(b.h) {
+		t.Fatalf("headers differ:\nplain    %v\nprepared %v", a.h, b.h)
+	}
+
+	// A URL that does not parse fails every request the same way.
+	bad := &catalog.Webhook{CallbackURL: "http://[::1"}
+	r1, r2 := webhook.NewRequest(bad, ev, body), webhook.NewTarget(bad).NewRequest(ev, body)
+	e1, e2 := s.Send(context.Background(), &r1).Err, s.Send(context.Background(), &r2).Err
+	if e1 == nil || e2 == nil || e1.Error() != e2.Error() {
+		t.Fatalf("unparsable URL: %v / %v", e1, e2)
+	}
+}
+
+// What an http.Client adds on its own is kept: a URL's userinfo is sent as
+// basic auth, and an HTTPS request answered in plain HTTP says so.
+func TestUserinfoAndSchemeMismatch(t *testing.T) {
+	auth := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth <- r.Header.Get("Authorization")
+	}))
+	defer srv.Close()
+	s := webhook.NewSender(webhook.Config{AllowCIDRs: loopback})
+	u := strings.Replace(srv.URL, "http://", "http://user:pa%20ss@", 1)
+	if res := s.Send(context.Background(), &webhook.Request{URL: u, Body: []byte("{}")}); res.Code != http.StatusOK {
+		t.Fatalf("send: %+v", res)
+	}
+	want := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:pa ss"))
+	if got := <-auth; got != want {
+		t.Fatalf("Authorization = %q, want %q", got, want)
+	}
+
+	https := strings.Replace(srv.URL, "http://", "https://", 1)
+	res := s.Send(context.Background(), &webhook.Request{URL: https, Body: []byte("{}")})
+	if !errors.Is(res.Err, http.ErrSchemeMismatch) || !strings.Contains(res.Reason(https), "server gave HTTP response to HTTPS client") {
+		t.Fatalf("https to a plain server: %v (%s)", res.Err, res.Reason(https))
 	}
 }

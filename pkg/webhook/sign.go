@@ -18,7 +18,12 @@ import (
 // used as its raw bytes, so a tenant may register a plain passphrase and
 // verify with HMAC over the same bytes.
 func Signature(secret, id string, timestamp int64, body []byte) string {
-	mac := hmac.New(sha256.New, SigningKey(secret))
+	return signature(SigningKey(secret), id, timestamp, body)
+}
+
+// signature is Signature with the key already derived (SigningKey).
+func signature(key []byte, id string, timestamp int64, body []byte) string {
+	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(id))
 	mac.Write([]byte{'.'})
 	mac.Write(strconv.AppendInt(nil, timestamp, 10))

@@ -35,14 +35,24 @@ type limiter struct {
 	// the same congestion event.
 	lastDecrease time.Time
 	pauseUntil   time.Time
-	// wake is closed and replaced whenever a slot frees or the limit changes.
+	// wake is closed whenever a slot frees or the limit changes. It is made
+	// only when someone waits (nil otherwise), so a release nobody waits
+	// for allocates nothing.
 	wake chan struct{}
+}
+
+// waitChan returns the channel the next release closes. l.mu is held.
+func (l *limiter) waitChan() chan struct{} {
+	if l.wake == nil {
+		l.wake = make(chan struct{})
+	}
+	return l.wake
 }
 
 func newLimiter(minimum, initial, maximum int) *limiter {
 	return &limiter{
 		limit: float64(initial), min: float64(minimum), max: float64(maximum),
-		ssthresh: float64(maximum), wake: make(chan struct{}),
+		ssthresh: float64(maximum),
 	}
 }
 
@@ -52,8 +62,8 @@ func (l *limiter) acquire(ctx context.Context, stop <-chan struct{}) (time.Time,
 	for {
 		l.mu.Lock()
 		now := time.Now()
-		wake := l.wake
 		if wait := l.pauseUntil.Sub(now); wait > 0 {
+			wake := l.waitChan()
 			l.mu.Unlock()
 			t := time.NewTimer(wait)
 			select {
@@ -74,6 +84,7 @@ func (l *limiter) acquire(ctx context.Context, stop <-chan struct{}) (time.Time,
 			l.mu.Unlock()
 			return now, nil
 		}
+		wake := l.waitChan()
 		l.mu.Unlock()
 		select {
 		case <-wake:
@@ -112,8 +123,10 @@ func (l *limiter) release(start time.Time, s signal, retryAfter time.Duration) {
 			l.pauseUntil = until
 		}
 	}
-	close(l.wake)
-	l.wake = make(chan struct{})
+	if l.wake != nil {
+		close(l.wake)
+		l.wake = nil
+	}
 }
 
 // current reports the limit (whole requests) and requests in flight.

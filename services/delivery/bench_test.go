@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -27,19 +28,41 @@ import (
 // countingReceiver answers 200 (after delay) and counts requests; onHit sees
 // each request's Idempotency-Key and arrival time.
 func countingReceiver(b *testing.B, delay time.Duration, onHit func(key string, at time.Time)) (*httptest.Server, *atomic.Int64) {
-	var n atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, n, _ := countingReceiverConns(b, delay, onHit)
+	return srv, n
+}
+
+// countingReceiverConns is countingReceiver also counting the connections
+// it accepted.
+func countingReceiverConns(b *testing.B, delay time.Duration, onHit func(key string, at time.Time)) (*httptest.Server, *atomic.Int64, *atomic.Int64) {
+	srv, n, conns, _ := newCountingReceiver(b, delay, onHit)
+	return srv, n, conns
+}
+
+// newCountingReceiver is countingReceiverConns also summing the time its
+// handler took (the delay as the machine kept it, which may run over).
+func newCountingReceiver(b *testing.B, delay time.Duration, onHit func(key string, at time.Time)) (_ *httptest.Server, n, conns, busy *atomic.Int64) {
+	n, conns, busy = new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if onHit != nil {
 			onHit(r.Header.Get("Idempotency-Key"), time.Now())
 		}
 		if delay > 0 {
+			t0 := time.Now()
 			time.Sleep(delay) // the endpoint's latency
+			busy.Add(int64(time.Since(t0)))
 		}
 		n.Add(1)
 	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
 	b.Cleanup(srv.Close)
-	return srv, &n
+	return srv, n, conns, busy
 }
 
 // benchConfig is the production configuration with test brokers and the
@@ -78,11 +101,12 @@ func (e *env) produceAsync(evs []*eventspb.Event) {
 // BenchmarkDeliveryVsRawHTTP compares delivered events/s from Kafka to a local
 // receiver, with an attempt row written per event, against raw net/http
 // clients posting the same bodies to the same receiver with the same
-// concurrency (the ratio is delivery/raw).
+// concurrency (the ratio is delivery/raw). conns is how many connections the
+// delivery opened to the receiver: kept alive, at most the concurrency limit.
 func BenchmarkDeliveryVsRawHTTP(b *testing.B) {
 	const partitions = 6
 	e := newEnv(b, partitions)
-	srv, hits := countingReceiver(b, 0, nil)
+	srv, hits, conns := countingReceiverConns(b, 0, nil)
 	cfg := e.benchConfig()
 	cfg = cfg.WithDefaults()
 	n := max(b.N, 2000)
@@ -117,6 +141,7 @@ func BenchmarkDeliveryVsRawHTTP(b *testing.B) {
 	raw := float64(n) / time.Since(start).Seconds()
 	client.CloseIdleConnections()
 	hits.Store(0)
+	conns.Store(0)
 
 	in := e.register("bench", catalog.Webhook{CallbackURL: srv.URL + "/hook"}, nil)
 	svc, _ := e.startService(cfg)
@@ -136,6 +161,7 @@ func BenchmarkDeliveryVsRawHTTP(b *testing.B) {
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(raw, "raw_events/s")
 	b.ReportMetric(rate/raw, "ratio")
+	b.ReportMetric(float64(conns.Load()), "conns")
 }
 
 // BenchmarkPublishToReceiptLatency publishes at a fixed 1,000 events/s and
@@ -197,12 +223,14 @@ func BenchmarkPublishToReceiptLatency(b *testing.B) {
 
 // BenchmarkSlowEndpointLittlesLaw delivers to an endpoint answering in 50 ms
 // and compares the throughput with the Little's-law bound of the concurrency
-// limit (MaxConcurrency / latency).
+// limit (MaxConcurrency / latency). endpoint_ms is how long the endpoint's
+// handler actually took on average (its sleep overruns on a busy machine);
+// the bound uses the nominal 50 ms.
 func BenchmarkSlowEndpointLittlesLaw(b *testing.B) {
 	const partitions = 6
 	const latency = 50 * time.Millisecond
 	e := newEnv(b, partitions)
-	srv, hits := countingReceiver(b, latency, nil)
+	srv, hits, _, busy := newCountingReceiver(b, latency, nil)
 	cfg := e.benchConfig().WithDefaults()
 	in := e.register("bench", catalog.Webhook{CallbackURL: srv.URL + "/hook"}, nil)
 	e.startService(cfg)
@@ -222,4 +250,5 @@ func BenchmarkSlowEndpointLittlesLaw(b *testing.B) {
 	b.ReportMetric(rate, "events/s")
 	b.ReportMetric(bound, "bound_events/s")
 	b.ReportMetric(rate/bound, "ratio")
+	b.ReportMetric(float64(busy.Load())/float64(max(hits.Load(), 1))/float64(time.Millisecond), "endpoint_ms")
 }

@@ -77,9 +77,14 @@
 // # Webhook sink
 //
 // Records wait in a bounded window (MaxInFlight records, MaxInFlightBytes of
-// bodies); a fixed pool of workers attempts them under an adaptive (AIMD)
-// concurrency limit that grows while 2xx answers come fast and halves on 429,
-// 5xx, timeouts and connection errors, and pauses for Retry-After. A refused
+// bodies) until their outcome is final; those whose attempt row is still on
+// its way to the catalog are bounded by the attempt writer's queue instead,
+// and are committed only once the row is stored. A fixed pool of workers
+// attempts them under an adaptive (AIMD) concurrency limit that starts at
+// InitialConcurrency, grows while 2xx answers come fast (doubling per round
+// trip until the first congestion), halves on 429, 5xx, timeouts and
+// connection errors, and pauses for Retry-After. Requests go over one shared transport with keep-alive
+// connections (MaxIdleConnsPerHost is at least MaxConcurrency). A refused
 // address (SSRF guard, the service's own hosts) stops the integration at
 // once. 2xx is
 // delivered; 400 stores a rejected event (at the limit the integration stops,

@@ -28,7 +28,8 @@ type RejectedStore interface {
 
 // webhookSink delivers one integration's records to its callback URL.
 //
-// Records wait in a bounded window (MaxInFlight): Deliver blocks while it is
+// Records wait in a bounded window (MaxInFlight) until their outcome is
+// final (not until its attempt row is stored): Deliver blocks while it is
 // full. A fixed pool of MaxConcurrency workers takes records from the ready
 // queue; each attempt first takes a slot of the adaptive limiter, so the
 // number of concurrent requests follows the endpoint's health. A failed
@@ -39,6 +40,7 @@ type webhookSink struct {
 	env      SinkEnv
 	in       *catalog.Integration
 	sender   *webhook.Sender
+	target   *webhook.Target // the callback, prepared once for every request
 	rejected RejectedStore
 	lim      *limiter
 	// gate blocks an attempt until the integration is confirmed running
@@ -79,6 +81,9 @@ type job struct {
 	retriesLeft int
 	timer       *time.Timer
 	unwatch     [2]func() bool
+	// held: the job holds its window slot and its body's bytes (until its
+	// outcome is final, see release).
+	held bool
 }
 
 func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected RejectedStore, shared *byteBudget,
@@ -86,7 +91,7 @@ func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected Re
 	runCtx, stop := context.WithCancel(context.Background())
 	hardCtx, hardCancel := context.WithCancel(context.Background())
 	s := &webhookSink{
-		cfg: cfg, env: env, in: env.Integration, sender: sender, rejected: rejected,
+		cfg: cfg, env: env, in: env.Integration, sender: sender, target: webhook.NewTarget(env.Integration.Webhook), rejected: rejected,
 		lim:  newLimiter(cfg.MinConcurrency, cfg.InitialConcurrency, cfg.MaxConcurrency),
 		gate: gate, log: log, metrics: workerMetrics().forTenant(env.Integration.Tenant),
 		window: make(chan struct{}, cfg.MaxInFlight),
@@ -115,7 +120,7 @@ func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
 	case <-s.runCtx.Done():
 		return errSinkStopped
 	}
-	j := &job{rec: r, ctx: ctx, body: events.AppendBody(nil, r.Event), retriesLeft: s.cfg.MaxRetries}
+	j := &job{rec: r, ctx: ctx, body: events.AppendBody(nil, r.Event), retriesLeft: s.cfg.MaxRetries, held: true}
 	// The body holds the payload now; the attempt rows need only the
 	// event's identity, so the decoded payload is not kept twice.
 	r.Event.Payload = nil
@@ -185,10 +190,15 @@ func (s *webhookSink) interrupt(cause StopCause, reason string) {
 
 func (s *webhookSink) work() {
 	defer s.workers.Done()
+	// Each worker's requests hang off a context of its own: a request's
+	// timeout registers with its parent, and 64 workers registering with
+	// hardCtx itself would contend for its lock on every request.
+	wctx, cancel := context.WithCancel(s.hardCtx)
+	defer cancel()
 	for {
 		select {
 		case j := <-s.ready:
-			s.attempt(j)
+			s.attempt(wctx, j)
 		case <-s.runCtx.Done():
 			// Whatever is still queued is abandoned (never Done).
 			for {
@@ -208,7 +218,8 @@ func (s *webhookSink) live(j *job) bool {
 	return j.ctx.Err() == nil && s.runCtx.Err() == nil && !s.stopped.Load()
 }
 
-func (s *webhookSink) attempt(j *job) {
+// attempt makes one attempt of j; ctx is the worker's share of hardCtx.
+func (s *webhookSink) attempt(ctx context.Context, j *job) {
 	if !s.live(j) {
 		s.finish(j)
 		return
@@ -226,12 +237,12 @@ func (s *webhookSink) attempt(j *job) {
 		return
 	}
 	ev := j.rec.Event
-	req := webhook.NewRequest(s.in.Webhook, ev, j.body)
+	req := s.target.NewRequest(ev, j.body)
 	attemptedAt := time.Now()
 	// The request is not tied to the record's ctx: once started, an attempt
 	// finishes (bounded by the attempt timeout) so its outcome is recorded
 	// rather than left unknown.
-	sctx, span := spanStart(s.hardCtx, j.rec.trace, "webhook.deliver")
+	sctx, span := spanStart(ctx, j.rec.trace, "webhook.deliver")
 	recording := span.IsRecording()
 	if recording {
 		span.SetAttributes(attribute.String("eventstream.tenant", s.in.Tenant), attribute.String("eventstream.integration", s.in.ID),
@@ -279,7 +290,15 @@ func (s *webhookSink) attempt(j *job) {
 
 // settle records the final outcome of j: its attempt row, and once the row
 // is durable, j is Done (its offset may be committed) and finished.
+//
+// The window slot and the body go back at once: nothing more is sent for
+// j, and holding the slot while the row waits for its batch would cap the
+// throughput at MaxInFlight per attempt-writer round trip (a 100 ms flush
+// interval plus the COPY) however fast the endpoint answers. Records whose
+// rows are on their way are bounded by the attempt writer's queue instead:
+// WriteThen blocks while it is full.
 func (s *webhookSink) settle(j *job, row catalog.Attempt) {
+	s.release(j)
 	err := s.env.Attempts.WriteThen(s.hardCtx, func(stored bool) {
 		if stored {
 			s.env.Done(j.rec)
@@ -404,12 +423,26 @@ func (s *webhookSink) retry(j *job, res webhook.Result) {
 	j.timer.Reset(delay)
 }
 
-// finish releases j's window slot and counts it finished for Flush. Every job
-// is finished exactly once.
-func (s *webhookSink) finish(j *job) {
-	s.bytes.release(int64(len(j.body)))
-	s.shared.release(int64(len(j.body)))
+// release gives back j's window slot and its body's bytes, once; the body
+// is dropped so the bytes the budgets no longer count are not kept either.
+// Only the goroutine that owns j (the worker attempting it, or whoever the
+// worker handed it to) calls it.
+func (s *webhookSink) release(j *job) {
+	if !j.held {
+		return
+	}
+	j.held = false
+	n := int64(len(j.body))
+	j.body = nil
+	s.bytes.release(n)
+	s.shared.release(n)
 	<-s.window
+}
+
+// finish releases j (if settle did not already) and counts it finished for
+// Flush. Every job is finished exactly once.
+func (s *webhookSink) finish(j *job) {
+	s.release(j)
 	s.seqMu.Lock()
 	s.fin.done(j.seq)
 	s.seqMu.Unlock()
@@ -449,11 +482,13 @@ func (s *webhookSink) acquireBody(ctx context.Context, n int64) error {
 type byteBudget struct {
 	mu        sync.Mutex
 	max, used int64
-	wake      chan struct{}
+	// wake is closed by the next release; made only when someone waits, so
+	// a release nobody waits for allocates nothing.
+	wake chan struct{}
 }
 
 func newByteBudget(max int64) *byteBudget {
-	return &byteBudget{max: max, wake: make(chan struct{})}
+	return &byteBudget{max: max}
 }
 
 // acquire takes n bytes, waiting for room, and returns what was held
@@ -466,6 +501,9 @@ func (b *byteBudget) acquire(ctx context.Context, n int64, admit bool, stop <-ch
 			b.used += n
 			b.mu.Unlock()
 			return before, nil
+		}
+		if b.wake == nil {
+			b.wake = make(chan struct{})
 		}
 		wake := b.wake
 		b.mu.Unlock()
@@ -489,7 +527,9 @@ func (b *byteBudget) inUse() int64 {
 func (b *byteBudget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n
-	close(b.wake)
-	b.wake = make(chan struct{})
+	if b.wake != nil {
+		close(b.wake)
+		b.wake = nil
+	}
 	b.mu.Unlock()
 }
