@@ -162,16 +162,13 @@ func (r *partReader) Seek(offset int64, whence int) (int64, error) {
 	if offset < 0 {
 		return r.pos, errors.New("s3 part: negative position")
 	}
-	r.pos, r.chunk, r.off = offset, 0, 0
-	for rest := offset; r.chunk < len(r.chunks); r.chunk++ {
-		if l := int64(len(r.chunks[r.chunk])); rest < l {
-			r.off = int(rest)
-			break
-		} else {
-			rest -= l
-		}
+	r.pos, r.chunk = offset, 0
+	for r.chunk < len(r.chunks) && offset >= int64(len(r.chunks[r.chunk])) {
+		offset -= int64(len(r.chunks[r.chunk]))
+		r.chunk++
 	}
-	return offset, nil
+	r.off = int(offset) // past the end, Read finds no chunk: EOF
+	return r.pos, nil
 }
 
 // Len is the number of unread bytes (the SDK reads it for the length).
