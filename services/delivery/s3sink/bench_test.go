@@ -180,7 +180,7 @@ func rawUpload(b *testing.B, c *s3.Client, bucket string, total int64, cfg s3sin
 }
 
 func benchConfig(srv benchServer) s3sink.Config {
-	cfg := s3sink.DefaultConfig() // 50 MiB files, 8 MiB parts
+	cfg := s3sink.DefaultConfig() // 50 MiB files, 5 MiB parts
 	cfg.Endpoint = srv.endpoint
 	cfg.UsePathStyle = true
 	return cfg
