@@ -32,6 +32,15 @@ type Record struct {
 // publish request's trace); invalid when it carried none.
 func (r *Record) TraceContext() trace.SpanContext { return r.trace }
 
+// SameAssignment reports whether r and o come from the same partition
+// under the same assignment. A sink holding many records (a file's worth)
+// may keep one of them and the others' offsets only, and for Done rebuild
+// each record as a copy of the kept one with its Offset set: Done reads only
+// the assignment and the offset.
+func (r *Record) SameAssignment(o *Record) bool {
+	return r.part == o.part && r.Partition == o.Partition
+}
+
 // AttemptWriter takes attempt rows for batched storage. Write blocks when the
 // writer's queue is full (backpressure on delivery, never loss) and returns an
 // error only when ctx ends or the writer is closed.

@@ -29,9 +29,16 @@ type Config struct {
 	// further events arrive.
 	MaxFileAge time.Duration
 	// PartSize is the multipart chunk. An open file holds up to two parts in
-	// memory (one uploading while the next fills). Files that end smaller
-	// than one part are stored with a single PutObject.
+	// memory (one uploading while the next fills) while the worker's part
+	// buffers stay within BufferBytes. Files that end smaller than one part
+	// are stored with a single PutObject.
 	PartSize int64
+	// BufferBytes is what the part buffers of all open files of a worker
+	// should hold together. Past it, files ship parts at MinPartSize and
+	// wait for their previous part's upload before buffering more, so each
+	// holds about one minimum part. Lowered to a quarter of GOMEMLIMIT
+	// when that is set.
+	BufferBytes int64
 	// Endpoint overrides the AWS endpoint (MinIO and other S3-compatible
 	// stores, the embedded local server), e.g. http://127.0.0.1:9000.
 	Endpoint string
@@ -59,6 +66,7 @@ func (c *Config) settings(s *config.Set) {
 	config.Custom(s, &c.MaxFileBytes, "S3_MAX_FILE_BYTES", "50MiB", "close a file at this size (bytes, or 512KiB, 50MiB, 1GiB)", ParseBytes)
 	s.Duration(&c.MaxFileAge, "S3_MAX_FILE_AGE", 5*time.Minute, "close a file this long after its first event")
 	config.Custom(s, &c.PartSize, "S3_PART_SIZE", "5MiB", "multipart part size, at least 5MiB", ParseBytes)
+	config.Custom(s, &c.BufferBytes, "S3_BUFFER_BYTES", "64MiB", "part buffers of all open files together (at most a quarter of GOMEMLIMIT)", ParseBytes)
 	s.Int(&c.MaxRetries, "S3_MAX_RETRIES", 10, "failed uploads in a row before the integration stops")
 	s.Duration(&c.RetryBase, "S3_RETRY_BASE", time.Second, "first backoff, doubling with jitter")
 	s.Duration(&c.RetryMax, "S3_RETRY_MAX", time.Minute, "backoff cap")
@@ -82,6 +90,8 @@ func (c Config) Validate() error {
 		return errors.New("s3: MaxFileAge must be positive")
 	case c.PartSize < MinPartSize || c.PartSize > MaxPartSize:
 		return fmt.Errorf("s3: PartSize %d outside S3's %d..%d bytes", c.PartSize, MinPartSize, int64(MaxPartSize))
+	case c.BufferBytes <= 0:
+		return errors.New("s3: BufferBytes must be positive")
 	case c.MaxFileBytes/c.PartSize+1 > MaxParts:
 		return fmt.Errorf("s3: MaxFileBytes %d needs more than %d parts of %d bytes", c.MaxFileBytes, MaxParts, c.PartSize)
 	case c.RetryBase <= 0 || c.RetryMax < c.RetryBase:
@@ -110,6 +120,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return c, c.Validate()
+}
+
+// shortPartSize is the part size while part buffers are over BufferBytes:
+// S3's minimum, or what keeps a full file within MaxParts.
+func (c Config) shortPartSize() int64 {
+	return min(c.PartSize, max(MinPartSize, c.MaxFileBytes/(MaxParts-1)+1))
 }
 
 // ParseBytes reads a size: a plain byte count or a number with a KiB, MiB or

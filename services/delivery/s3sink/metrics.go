@@ -52,7 +52,7 @@ func (s *Sink) recordStored(f *file) {
 	ctx := context.Background()
 	s.metrics.files.Add(ctx, 1, attrs)
 	s.metrics.bytes.Add(ctx, f.size, attrs)
-	s.metrics.events.Add(ctx, int64(len(f.recs)), attrs)
+	s.metrics.events.Add(ctx, int64(f.recs.n), attrs)
 	s.metrics.age.Record(ctx, time.Since(f.started).Seconds(), attrs)
 }
 
@@ -78,19 +78,10 @@ const maxFileLinks = 64
 func (s *Sink) traceFile(f *file, stored time.Time) {
 	var parent trace.SpanContext
 	var links []trace.Link
-	seen := map[trace.TraceID]bool{}
-	for _, r := range f.recs {
-		sc := r.TraceContext()
-		if !sc.IsValid() || seen[sc.TraceID()] {
-			continue
-		}
-		seen[sc.TraceID()] = true
+	for _, sc := range f.traces.list {
 		if !parent.IsValid() {
 			parent = sc
 			continue
-		}
-		if len(links) == maxFileLinks {
-			break
 		}
 		links = append(links, trace.Link{SpanContext: sc})
 	}
@@ -103,7 +94,7 @@ func (s *Sink) traceFile(f *file, stored time.Time) {
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("eventstream.tenant", s.in.Tenant), attribute.String("eventstream.integration", s.in.ID),
 			attribute.String("aws.s3.bucket", s.in.S3.Bucket), attribute.String("aws.s3.key", f.key),
-			attribute.Int("eventstream.events", len(f.recs)), attribute.Int64("eventstream.bytes", f.size))
+			attribute.Int("eventstream.events", f.recs.n), attribute.Int64("eventstream.bytes", f.size))
 	}
 	span.End(trace.WithTimestamp(stored))
 }

@@ -1,0 +1,112 @@
+package catalog_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/testenv"
+)
+
+// s3FileEvents is the events of one S3 file in these benchmarks: an 8 MiB
+// file of 1 KiB events.
+const s3FileEvents = 8000
+
+// BenchmarkS3AttemptRows: what storing the SUCCESS attempts of S3 files
+// costs in Postgres, one op per event, in events/s.
+//
+//   - layout=row-per-event is today's: one publish_attempts row per event
+//     (every row carrying the file's key) through the attempt writer, the way
+//     the S3 sink writes them (WriteThen in chunks of 512, waiting until each
+//     file's rows are durable).
+//   - layout=row-per-file is the candidate the S3 path would need to reach
+//     the issue's aim (issue 11): one row per file with the events' ids,
+//     entity ids, names and types as arrays, in a scratch table of the test
+//     database with the indexes it would need (tenant and integration by
+//     time, GIN over entity ids). It is not in the schema: the observability
+//     API would have to expand such rows into one element per event.
+func BenchmarkS3AttemptRows(b *testing.B) {
+	b.Run("layout=row-per-event", benchRowPerEvent)
+	b.Run("layout=row-per-file", benchRowPerFile)
+}
+
+func benchRowPerEvent(b *testing.B) {
+	const chunk = 512
+	db := testenv.NewDB(b)
+	w := catalog.NewAttemptWriter(db.Pool, catalog.AttemptWriterConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+	now := time.Now()
+	rows := make([]catalog.Attempt, 0, chunk)
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		key := fmt.Sprintf("exports/acme/%d-data-%08d.export", now.UnixMilli(), n)
+		var wg sync.WaitGroup
+		for i := 0; i < s3FileEvents && n < b.N; n++ {
+			rows = append(rows, catalog.Attempt{
+				Tenant: "acme", IntegrationID: "s3-1", IntegrationType: catalog.TypePermanent, Target: catalog.TargetS3,
+				Status: catalog.AttemptSuccess, AttemptedAt: now, RetriesRemaining: 10,
+				EventID:        fmt.Sprintf("00000000-0000-5000-8000-%012x", n),
+				DomainEntityID: fmt.Sprintf("ord-%06x", n), DomainEntityType: "order", EventName: "order.created",
+				Filename: key,
+			})
+			if i++; len(rows) == chunk || i == s3FileEvents || n+1 == b.N {
+				wg.Add(1)
+				if err := w.WriteThen(context.Background(), func(bool) { wg.Done() }, rows...); err != nil {
+					b.Fatal(err)
+				}
+				rows = make([]catalog.Attempt, 0, chunk)
+			}
+		}
+		wg.Wait()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func benchRowPerFile(b *testing.B) {
+	db := testenv.NewDB(b)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE bench_s3_files (id bigserial, tenant text NOT NULL,
+			integration_id text NOT NULL, integration_type text NOT NULL, status text NOT NULL,
+			attempted_at timestamptz NOT NULL, retries_remaining int NOT NULL, filename text NOT NULL,
+			event_ids uuid[] NOT NULL, entity_ids text[] NOT NULL, event_names text[] NOT NULL, entity_types text[] NOT NULL);
+		CREATE INDEX ON bench_s3_files (tenant, attempted_at DESC, id DESC);
+		CREATE INDEX ON bench_s3_files (tenant, integration_id, attempted_at DESC, id DESC);
+		CREATE INDEX ON bench_s3_files USING gin (entity_ids);`); err != nil {
+		b.Fatal(err)
+	}
+	cols := []string{"tenant", "integration_id", "integration_type", "status", "attempted_at", "retries_remaining",
+		"filename", "event_ids", "entity_ids", "event_names", "entity_types"}
+	ids, ents, names, types := make([]string, s3FileEvents), make([]string, s3FileEvents), make([]string, s3FileEvents), make([]string, s3FileEvents)
+	now := time.Now()
+	b.ResetTimer()
+	for n := 0; n < b.N; {
+		k := min(s3FileEvents, b.N-n)
+		for i := range k {
+			ids[i] = fmt.Sprintf("00000000-0000-5000-8000-%012x", n+i)
+			ents[i] = fmt.Sprintf("ord-%06x", n+i)
+			names[i], types[i] = "order.created", "order"
+		}
+		row := []any{"acme", "s3-1", catalog.TypePermanent, catalog.AttemptSuccess, now, 10,
+			fmt.Sprintf("exports/acme/%d-data-%08d.export", now.UnixMilli(), n), ids[:k], ents[:k], names[:k], types[:k]}
+		if _, err := db.Pool.CopyFrom(ctx, pgx.Identifier{"bench_s3_files"}, cols, pgx.CopyFromRows([][]any{row})); err != nil {
+			b.Fatal(err)
+		}
+		n += k
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
