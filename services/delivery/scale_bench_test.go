@@ -49,11 +49,14 @@ const (
 	// serve net/http/pprof there; only the scale benchmark sets it.
 	pprofAddrEnv = "DELIVERY_TEST_PPROF_ADDR"
 
-	scalePerTenant   = 10 // integrations per tenant, each tenant its own topic
-	scalePartitions  = 3  // KAFKA_TOPIC_PARTITIONS' default
-	scaleSettle      = 5 * time.Second
-	scaleIdleWindow  = 10 * time.Second
-	scaleLoadSeconds = 10
+	scalePerTenant  = 10 // integrations per tenant, each tenant its own topic
+	scalePartitions = 3  // KAFKA_TOPIC_PARTITIONS' default
+	scaleSettle     = 5 * time.Second
+	scaleIdleWindow = 10 * time.Second
+	// scaleLoadSeconds spans a full resync (DELIVERY_RESYNC_INTERVAL, 30s):
+	// a worker always runs one every interval, and at 1,000 integrations
+	// it once paused every delivery for seconds.
+	scaleLoadSeconds = 32
 	// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times (100
 	// on every Linux architecture Go supports).
 	clockTicks = 100
