@@ -135,6 +135,21 @@ func benchScale(b *testing.B, n int) {
 		}
 	}
 	brokerPorts := scaleBrokerPorts(b, adm, brokers)
+	if os.Getenv("KAFKA_BROKERS") != "" {
+		// A shared cluster keeps nothing of the run but the groups (still
+		// held by the killed worker's session, they expire with offsets
+		// retention). Registered before the worker starts, so it runs
+		// after the worker is killed.
+		b.Cleanup(func() {
+			names := make([]string, len(tenants))
+			for i, t := range tenants {
+				names[i] = events.TopicName(t)
+			}
+			if _, err := adm.DeleteTopics(context.Background(), names...); err != nil {
+				b.Logf("deleting the benchmark's topics: %v", err)
+			}
+		})
+	}
 
 	profiles := os.Getenv(scaleProfilesEnv)
 	pprofAddr := ""
