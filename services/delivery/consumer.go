@@ -65,7 +65,7 @@ type consumer struct {
 	// started; attempts start only while it is fresh (the stop bound).
 	confirmed atomic.Int64
 	confirmMu sync.Mutex
-	confirmCh chan struct{}
+	confirmCh chan struct{} // closed by the next confirm; nil while no gate waits
 
 	interruptOnce   sync.Once
 	interruptCause  StopCause
@@ -76,6 +76,9 @@ type consumer struct {
 	mu    sync.Mutex
 	parts map[int32]*partState
 	room  chan struct{} // cap 1: a buffer got room (see waitForRoom)
+	// finalized (cap 1) is signalled when a record became final: the
+	// commit loop of an idle integration waits for it instead of ticking.
+	finalized chan struct{}
 
 	completion *completion // temporary integrations
 
@@ -114,9 +117,9 @@ func newConsumer(deps consumerDeps, in *catalog.Integration, st catalog.Delivery
 		topic:     events.TopicName(in.Tenant),
 		filter:    events.NewFilter(in.EventFilter, in.EntityFilter),
 		done:      make(chan struct{}),
-		confirmCh: make(chan struct{}),
 		parts:     map[int32]*partState{},
 		room:      make(chan struct{}, 1),
+		finalized: make(chan struct{}, 1),
 	}
 	c.log = deps.log.With("tenant", in.Tenant, "integration", in.ID, "group", c.group)
 	c.fromMs = c.startTime().UnixMilli()
@@ -155,6 +158,11 @@ func (c *consumer) run() error {
 		// The pool in the client id shows in broker logs and group
 		// descriptions which pool's worker holds a partition.
 		kgo.ClientID("eventstream-delivery." + cfg.Pool),
+		// No KIP-714 client metrics pushed to the broker: each client
+		// keeps a gzip encoder of ~160 KiB for them (a sixth of a 1,000
+		// integration worker's heap), and the worker's /metrics reports
+		// what operators need.
+		kgo.DisableClientMetrics(),
 		kgo.ConsumerGroup(c.group),
 		kgo.ConsumeTopics(c.topic),
 		// We commit ourselves, only offsets whose records have a final
@@ -183,9 +191,13 @@ func (c *consumer) run() error {
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
-		// Idle partitions are re-polled at least this often; new records
-		// are returned as soon as they arrive regardless.
-		kgo.FetchMaxWait(time.Second),
+		// How long the broker holds a fetch open when there is nothing new:
+		// records are returned as soon as they arrive regardless, so this
+		// only paces idle fetches, one per wait per integration. At 1s a
+		// worker with 1,000 idle integrations spent most of its CPU sending
+		// and reading 1,000 empty fetches a second (BenchmarkScaleCurve);
+		// 5s is franz-go's default.
+		kgo.FetchMaxWait(fetchMaxWait),
 		// Bounds the one fetch response per broker buffered ahead of polls.
 		kgo.FetchMaxBytes(fetchMaxBytes),
 	}

@@ -17,22 +17,35 @@ func (c *consumer) confirm(t time.Time) {
 			break
 		}
 	}
+	// Only a waiting gate made a channel: the supervisor confirms every
+	// integration twice a second, and most have no attempt waiting.
 	c.confirmMu.Lock()
-	close(c.confirmCh)
-	c.confirmCh = make(chan struct{})
+	if c.confirmCh != nil {
+		close(c.confirmCh)
+		c.confirmCh = nil
+	}
 	c.confirmMu.Unlock()
 }
 
 // gate waits until the integration was confirmed running less than
 // StopPropagation ago.
 func (c *consumer) gate(ctx context.Context) error {
+	fresh := func() bool { return time.Since(time.Unix(0, c.confirmed.Load())) < c.deps.cfg.StopPropagation }
 	for {
-		if time.Since(time.Unix(0, c.confirmed.Load())) < c.deps.cfg.StopPropagation {
+		if fresh() {
 			return nil
 		}
 		c.confirmMu.Lock()
+		if c.confirmCh == nil {
+			c.confirmCh = make(chan struct{})
+		}
 		ch := c.confirmCh
 		c.confirmMu.Unlock()
+		// A confirm between the check above and the channel's creation
+		// closed no channel: look again before waiting.
+		if fresh() {
+			return nil
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():

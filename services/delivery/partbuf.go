@@ -26,6 +26,8 @@ const (
 	partHighBytes  = 8 << 20
 	maxPollRecords = 1000
 	fetchMaxBytes  = 16 << 20
+	// fetchMaxWait: see the consumer's kgo options.
+	fetchMaxWait = 5 * time.Second
 )
 
 // partState is one partition assignment: its feeder and offsets.
@@ -122,7 +124,7 @@ func (ps *partState) feed() {
 		ps.firstOffset.CompareAndSwap(-1, kr.Offset)
 		ts := kr.Timestamp.UnixMilli()
 		if c.fromMs > 0 && ts < c.fromMs {
-			ps.tr.done(kr.Offset)
+			ps.done(kr.Offset)
 			continue
 		}
 		if c.toMs > 0 && ts > c.toMs {
@@ -130,7 +132,7 @@ func (ps *partState) feed() {
 			// ingest hosts' clocks differ, so an in-window record may follow
 			// a later-stamped one. Only past the clock-skew allowance is the
 			// window over on this partition.
-			ps.tr.done(kr.Offset)
+			ps.done(kr.Offset)
 			if ts > c.toMs+c.deps.cfg.ClockSkew.Milliseconds() {
 				ps.finish()
 			}
@@ -142,7 +144,7 @@ func (ps *partState) feed() {
 			continue
 		}
 		if !c.filter.Match(ev.GetName(), ev.GetEntityType()) {
-			ps.tr.done(kr.Offset)
+			ps.done(kr.Offset)
 			continue
 		}
 		r := &Record{Event: ev, Partition: kr.Partition, Offset: kr.Offset, Timestamp: kr.Timestamp, part: ps,
@@ -150,6 +152,15 @@ func (ps *partState) feed() {
 		if err := c.sink.Deliver(ps.ctx, r); err != nil {
 			return
 		}
+	}
+}
+
+// done makes the record at offset final and wakes the commit loop.
+func (ps *partState) done(offset int64) {
+	ps.tr.done(offset)
+	select {
+	case ps.c.finalized <- struct{}{}:
+	default:
 	}
 }
 
@@ -223,7 +234,7 @@ func (c *consumer) undecodable(ps *partState, kr *kgo.Record, err error) {
 	offset := kr.Offset
 	werr := c.deps.attempts.WriteThen(c.ctx, func(stored bool) {
 		if stored && !ps.released.Load() {
-			ps.tr.done(offset)
+			ps.done(offset)
 		}
 	}, row)
 	if werr != nil {

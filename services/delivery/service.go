@@ -47,11 +47,15 @@ type Service struct {
 	adm       *kadm.Client
 	consumers map[ikey]*consumer
 	known     map[ikey]catalog.DeliveryState
-	retryAt   map[ikey]time.Time
-	failures  map[ikey]int
-	exited    chan *consumer
-	poke      chan struct{}
-	cleanup   chan struct{}
+	// spare is the previous poll's known map, cleared and refilled by the
+	// next poll: two polls a second of 1,000 entries each were a tenth of
+	// a 1,000-integration worker's allocations (BenchmarkScaleCurve).
+	spare    map[ikey]catalog.DeliveryState
+	retryAt  map[ikey]time.Time
+	failures map[ikey]int
+	exited   chan *consumer
+	poke     chan struct{}
+	cleanup  chan struct{}
 
 	// admCl is adm's client, set while Run's supervisor loop runs (Ready
 	// pings it); lastPoll is when (unix ns) the last state poll succeeded.
@@ -308,7 +312,20 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 		return
 	}
 	s.lastPoll.Store(readAt.UnixNano())
-	seen := make(map[ikey]catalog.DeliveryState, len(states))
+	// A full resync compares every running consumer's configuration with
+	// the catalog's, read in one query: one read per integration would make
+	// the resync, during which no poll confirms anything, outlast the stop
+	// bound at a thousand integrations and pause every delivery.
+	var configs *runningConfigs
+	if full {
+		configs = s.readRunningConfigs(rctx)
+	}
+	seen := s.spare
+	if seen == nil {
+		seen = make(map[ikey]catalog.DeliveryState, len(states))
+	}
+	clear(seen)
+	var starts []catalog.DeliveryState
 	for _, st := range states {
 		k := ikey{st.Tenant, st.ID}
 		seen[k] = st
@@ -325,7 +342,7 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 			continue
 		}
 		if c != nil {
-			if sameRun(c.state, st) && !(full && s.changed(ctx, c)) {
+			if sameRun(c.state, st) && !(full && configs.changed(c)) {
 				c.confirm(readAt)
 			} else {
 				c.stop(errStopRequested) // a new consumer starts once it exited
@@ -335,7 +352,15 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 		if t, ok := s.retryAt[k]; ok && time.Now().Before(t) {
 			continue
 		}
-		s.start(ctx, st, readAt)
+		starts = append(starts, st)
+	}
+	// Many starts at once (a worker starting, a pool's tenants moving) load
+	// their configurations in one query too.
+	if len(starts) > 1 && configs == nil {
+		configs = s.readRunningConfigs(ctx)
+	}
+	for _, st := range starts {
+		s.start(ctx, st, readAt, configs)
 	}
 	for k, c := range s.consumers {
 		if _, ok := seen[k]; !ok {
@@ -347,17 +372,64 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 			s.cleanupSoon()
 		}
 	}
-	s.known = seen
+	s.known, s.spare = seen, s.known
+}
+
+// runningConfigs are the pool's running integrations as one query read
+// them (nil: not read).
+type runningConfigs struct {
+	byKey map[ikey]*catalog.Integration
+	// unreadable are those whose secrets do not decrypt with the keyring.
+	unreadable map[ikey]bool
+}
+
+// readRunningConfigs reads the configuration of every running integration of
+// the pool; nil when the read failed (logged).
+func (s *Service) readRunningConfigs(ctx context.Context) *runningConfigs {
+	list, err := s.states.ListRunningForPool(ctx, s.tenants)
+	var ue *catalog.UnreadableError
+	if err != nil && !errors.As(err, &ue) {
+		if ctx.Err() == nil {
+			s.log.Warn("reading running integrations", "err", err)
+		}
+		return nil
+	}
+	rc := &runningConfigs{byKey: make(map[ikey]*catalog.Integration, len(list)), unreadable: map[ikey]bool{}}
+	if ue != nil {
+		for _, name := range ue.Integrations {
+			tenant, id, _ := strings.Cut(name, "/")
+			rc.unreadable[ikey{tenant, id}] = true
+		}
+	}
+	for _, in := range list {
+		rc.byKey[ikey{in.Tenant, in.ID}] = in
+	}
+	return rc
+}
+
+// lookup returns the integration's configuration: found is false when it is
+// not running (any more) or was not read; err when its secrets are unreadable.
+func (rc *runningConfigs) lookup(k ikey) (in *catalog.Integration, found bool, err error) {
+	if rc == nil {
+		return nil, false, nil
+	}
+	in, found = rc.byKey[k]
+	if found && rc.unreadable[k] {
+		return in, true, fmt.Errorf("integration %s/%s: %w", k.tenant, k.id, catalog.ErrSecretsUnreadable)
+	}
+	return in, found, nil
 }
 
 // changed reports whether c's integration configuration differs from the
 // catalog's (a change that did not go through the API's stop/patch/start).
-func (s *Service) changed(ctx context.Context, c *consumer) bool {
-	in, err := s.states.GetIntegration(ctx, c.in.Tenant, c.in.ID)
-	if err != nil {
+// Not read, not running any more, or unreadable: not a change (the states
+// decide those).
+func (rc *runningConfigs) changed(c *consumer) bool {
+	b, found, err := rc.lookup(ikey{c.in.Tenant, c.in.ID})
+	if !found || err != nil {
 		return false
 	}
-	a, b := c.in, in
+	a := c.in
 	if (a.Webhook == nil) != (b.Webhook == nil) || (a.S3 == nil) != (b.S3 == nil) {
 		return true
 	}
@@ -372,10 +444,20 @@ func (s *Service) changed(ctx context.Context, c *consumer) bool {
 		(a.EventFilter == nil) != (b.EventFilter == nil) || (a.EntityFilter == nil) != (b.EntityFilter == nil)
 }
 
-// start loads a running integration and starts its consumer.
-func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt time.Time) {
+// start starts the consumer of a running integration, with its
+// configuration from configs when they were read, else read alone.
+func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt time.Time, configs *runningConfigs) {
 	k := ikey{st.Tenant, st.ID}
-	in, err := s.states.GetIntegration(ctx, st.Tenant, st.ID)
+	var in *catalog.Integration
+	var err error
+	if configs != nil {
+		var found bool
+		if in, found, err = configs.lookup(k); !found {
+			return // stopped or deleted since the state was read; the next poll sees it
+		}
+	} else {
+		in, err = s.states.GetIntegration(ctx, st.Tenant, st.ID)
+	}
 	if err != nil {
 		if !errors.Is(err, catalog.ErrNotFound) {
 			s.log.Warn("loading integration", "tenant", st.Tenant, "integration", st.ID, "err", err)
