@@ -260,6 +260,9 @@ func (e *env) attempts(id string) []attemptRow {
 		}
 		out = append(out, a)
 	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
 	return out
 }
 
