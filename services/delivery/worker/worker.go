@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
+	"github.com/eventstream/eventstream/pkg/memlimit"
 	"github.com/eventstream/eventstream/pkg/secrets"
 	"github.com/eventstream/eventstream/pkg/telemetry"
 	"github.com/eventstream/eventstream/services/delivery"
@@ -45,6 +46,12 @@ func Run(ctx context.Context, getenv func(string) string) error {
 	box, err := secrets.NewRing(cfg.SecretsKeys)
 	if err != nil {
 		return fmt.Errorf("SECRETS_KEYS: %w", err)
+	}
+	// Before the S3 buffer pool is sized from it: a quarter of the limit.
+	if soft, err := memlimit.Apply("/", getenv); err != nil {
+		slog.Warn("reading the container's memory limit", "err", err)
+	} else if soft > 0 {
+		slog.Info("memory limit from the container", "gomemlimit_bytes", soft, "fraction", memlimit.Fraction)
 	}
 	s3, err := s3sink.NewFactory(s3cfg, slog.Default())
 	if err != nil {
