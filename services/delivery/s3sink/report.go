@@ -10,11 +10,10 @@ import (
 	"github.com/eventstream/eventstream/services/delivery"
 )
 
-// attemptBatch is how many attempt rows go to the writer in one call, and
-// how many records to Done in one call.
+// attemptBatch is how many records to Done in one call.
 const attemptBatch = 512
 
-// report writes the SUCCESS attempt rows of a stored file, then marks its
+// report writes the SUCCESS attempt row of a stored file, then marks its
 // records Done.
 //
 // The records are Done only once every row is durable, so no offset is
@@ -57,50 +56,39 @@ func (s *Sink) waitReported() error {
 	return err
 }
 
-// writeAttempts writes one row per event of view, each a copy of base with
-// the event's and integration's fields filled in.
+// writeAttempts writes one attempt row for the events of view (the whole
+// file, or the part an upload request carried): a copy of base with the
+// integration's fields and the events, in file order, filled in. One row per
+// file rather than per event: Postgres could not keep up with the S3 path
+// otherwise (issue 11); the observability API shows one element per event.
 //
-// With durable set, each chunk of rows is written with WriteThen and the
-// callback durable returns (called once per chunk, before the chunk is
-// enqueued); a chunk whose WriteThen fails is settled as not stored.
+// With durable set, the row is written with WriteThen and the callback
+// durable returns; if WriteThen fails the callback is settled as not stored.
 func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt, durable func() func(stored bool)) error {
 	base.Tenant = s.in.Tenant
 	base.IntegrationID = s.in.ID
 	base.IntegrationType = s.in.Type
 	base.Target = catalog.TargetS3
 	base.Filename = f.key
-	var (
-		werr  error
-		batch []catalog.Attempt
-	)
-	flush := func() {
-		// A fresh slice per call: the writer may keep the one it is given.
-		if durable == nil {
-			werr = s.env.Attempts.Write(s.runCtx, batch...)
-		} else {
-			after := durable()
-			if werr = s.env.Attempts.WriteThen(s.runCtx, after, batch...); werr != nil {
-				after(false)
-			}
-		}
-		batch = nil
-	}
+	base.FileEvents = make([]catalog.FileEvent, 0, len(view.buf)/24) // an event takes at least 24 bytes of meta
 	view.each(func(m eventMeta) {
-		if werr != nil {
-			return
-		}
-		if batch == nil {
-			batch = make([]catalog.Attempt, 0, attemptBatch)
-		}
-		a := base
-		a.EventID, a.EventName, a.DomainEntityID, a.DomainEntityType = m.EventID, m.Name, m.DomainEntityID, m.DomainEntityType
-		batch = append(batch, a)
-		if len(batch) == attemptBatch {
-			flush()
-		}
+		base.FileEvents = append(base.FileEvents, catalog.FileEvent{EventID: m.EventID, DomainEntityID: m.DomainEntityID,
+			DomainEntityType: m.DomainEntityType, EventName: m.Name})
 	})
-	if werr == nil && len(batch) > 0 {
-		flush()
+	if len(base.FileEvents) == 0 {
+		if durable != nil {
+			durable()(true)
+		}
+		return nil
+	}
+	var werr error
+	if durable == nil {
+		werr = s.env.Attempts.Write(s.runCtx, base)
+	} else {
+		after := durable()
+		if werr = s.env.Attempts.WriteThen(s.runCtx, after, base); werr != nil {
+			after(false)
+		}
 	}
 	if werr != nil {
 		if s.runCtx.Err() != nil {

@@ -120,7 +120,10 @@ func TestDeliver(t *testing.T) {
 				t.Fatalf("done=%d interrupts=%v logs=%v", len(done), interrupts, logs)
 			}
 			if len(attempts) != len(recs) {
-				t.Fatalf("%d attempt rows, want %d", len(attempts), len(recs))
+				t.Fatalf("%d attempts, want %d", len(attempts), len(recs))
+			}
+			if n := c.rowCount(); n != 1 {
+				t.Fatalf("%d attempt rows, want one for the file (issue 11)", n)
 			}
 			for _, a := range attempts {
 				if a.Status != catalog.AttemptSuccess || a.Target != catalog.TargetS3 || a.Filename != objs[0].Key ||
