@@ -419,6 +419,9 @@ var attemptColumns = []string{"tenant", "integration_id", "integration_type", "t
 	"url", "filename", "response_code", "response_body", "response_time_ms",
 	"event_count", "event_ids", "domain_entity_ids", "domain_entity_types", "event_names"}
 
+// perEventColumns is how many of attemptColumns a per-event row fills.
+const perEventColumns = 16
+
 func (w *AttemptWriter) write(ctx context.Context, batch []queuedAttempt) error {
 	for i := range batch {
 		if name := partitionName(batch[i].a.AttemptedAt); !w.known[name] {
@@ -428,9 +431,18 @@ func (w *AttemptWriter) write(ctx context.Context, batch []queuedAttempt) error 
 			w.known[name] = true
 		}
 	}
-	_, err := w.pool.CopyFrom(ctx, pgx.Identifier{"publish_attempts"}, attemptColumns,
+	// A batch of per-event rows (webhooks) leaves out the columns of file
+	// rows: their defaults (one event, no arrays) cost nothing on the wire.
+	cols := attemptColumns[:perEventColumns]
+	for i := range batch {
+		if batch[i].a.FileEvents != nil {
+			cols = attemptColumns
+			break
+		}
+	}
+	_, err := w.pool.CopyFrom(ctx, pgx.Identifier{"publish_attempts"}, cols,
 		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
-			return attemptValues(&batch[i].a), nil
+			return attemptValues(&batch[i].a)[:len(cols)], nil
 		}))
 	if err != nil {
 		// A partition dropped behind our back (retention elsewhere) must be

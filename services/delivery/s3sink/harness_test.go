@@ -38,7 +38,7 @@ type core struct {
 	done       []*delivery.Record
 	interrupts []string
 	attempts   []catalog.Attempt // one per event, as the observability API shows them
-	rows       int               // attempt rows written
+	rows       []catalog.Attempt // attempt rows as written
 	logs       []string          // action: reason
 }
 
@@ -63,7 +63,7 @@ func (c *core) env(in *catalog.Integration) delivery.SinkEnv {
 func (c *core) Write(_ context.Context, a ...catalog.Attempt) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.rows += len(a)
+	c.rows = append(c.rows, a...)
 	for _, row := range a {
 		if row.FileEvents == nil {
 			c.attempts = append(c.attempts, row)
@@ -79,10 +79,10 @@ func (c *core) Write(_ context.Context, a ...catalog.Attempt) error {
 	return nil
 }
 
-func (c *core) rowCount() int {
+func (c *core) rowsWritten() []catalog.Attempt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.rows
+	return slices.Clone(c.rows)
 }
 
 func (c *core) WriteThen(ctx context.Context, after func(bool), a ...catalog.Attempt) error {

@@ -56,39 +56,59 @@ func (s *Sink) waitReported() error {
 	return err
 }
 
-// writeAttempts writes one attempt row for the events of view (the whole
-// file, or the part an upload request carried): a copy of base with the
-// integration's fields and the events, in file order, filled in. One row per
-// file rather than per event: Postgres could not keep up with the S3 path
-// otherwise (issue 11); the observability API shows one element per event.
+// fileRowEvents caps the events of one attempt row. A file of more events
+// is stored as several rows, each a run of the file's events in order, so
+// neither the sink nor a COPY holds a whole large file's events at once (a
+// 50 MiB file of small events has a quarter of a million), and a page of
+// the observability list never reads (detoasts) more than one cap's arrays
+// per row it touches.
+const fileRowEvents = 2000
+
+// writeAttempts writes the attempt rows of the events of view (the whole
+// file, or the part an upload request carried): copies of base with the
+// integration's fields and the events, in file order, filled in, at most
+// fileRowEvents each. Rows per file rather than per event: Postgres could
+// not keep up with the S3 path otherwise (issue 11); the observability API
+// shows one element per event.
 //
-// With durable set, the row is written with WriteThen and the callback
-// durable returns; if WriteThen fails the callback is settled as not stored.
+// With durable set, each row is written with WriteThen and the callback
+// durable returns (called once per row, before the row is enqueued); a row
+// whose WriteThen fails is settled as not stored.
 func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt, durable func() func(stored bool)) error {
 	base.Tenant = s.in.Tenant
 	base.IntegrationID = s.in.ID
 	base.IntegrationType = s.in.Type
 	base.Target = catalog.TargetS3
 	base.Filename = f.key
-	base.FileEvents = make([]catalog.FileEvent, 0, len(view.buf)/24) // an event takes at least 24 bytes of meta
-	view.each(func(m eventMeta) {
-		base.FileEvents = append(base.FileEvents, catalog.FileEvent{EventID: m.EventID, DomainEntityID: m.DomainEntityID,
-			DomainEntityType: m.DomainEntityType, EventName: m.Name})
-	})
-	if len(base.FileEvents) == 0 {
-		if durable != nil {
-			durable()(true)
-		}
-		return nil
-	}
 	var werr error
-	if durable == nil {
-		werr = s.env.Attempts.Write(s.runCtx, base)
-	} else {
-		after := durable()
-		if werr = s.env.Attempts.WriteThen(s.runCtx, after, base); werr != nil {
-			after(false)
+	row := base
+	flush := func() {
+		if durable == nil {
+			werr = s.env.Attempts.Write(s.runCtx, row)
+		} else {
+			after := durable()
+			if werr = s.env.Attempts.WriteThen(s.runCtx, after, row); werr != nil {
+				after(false)
+			}
 		}
+		// A fresh slice per row: the writer keeps the one it is given.
+		row.FileEvents = nil
+	}
+	view.each(func(m eventMeta) {
+		if werr != nil {
+			return
+		}
+		if row.FileEvents == nil {
+			row.FileEvents = make([]catalog.FileEvent, 0, min(fileRowEvents, len(view.buf)/minMetaBytes+1))
+		}
+		row.FileEvents = append(row.FileEvents, catalog.FileEvent{EventID: m.EventID, DomainEntityID: m.DomainEntityID,
+			DomainEntityType: m.DomainEntityType, EventName: m.Name})
+		if len(row.FileEvents) == fileRowEvents {
+			flush()
+		}
+	})
+	if werr == nil && len(row.FileEvents) > 0 {
+		flush()
 	}
 	if werr != nil {
 		if s.runCtx.Err() != nil {
@@ -98,3 +118,7 @@ func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt, durab
 	}
 	return nil
 }
+
+// minMetaBytes is the fewest bytes an event takes in a metaLog (a UUID and
+// four one-byte lengths or indexes).
+const minMetaBytes = 21
