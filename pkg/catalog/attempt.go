@@ -12,10 +12,11 @@ const (
 // the publish_attempts table the observability API reads. Delivery writes them
 // in batches (see the attempt writer), never one INSERT per event.
 //
-// An S3 file's attempt is one row for the whole file: FileEvents lists its
-// events in file order and EventID, DomainEntityID, DomainEntityType and
-// EventName are unused. The observability API shows it as one attempt per
-// event, all with the same outcome and filename.
+// An S3 file's attempt is stored as rows of many events (the S3 sink puts up
+// to a few thousand of the file's events in each): FileEvents lists them in
+// file order and EventID, DomainEntityID, DomainEntityType and EventName are
+// unused. The observability API shows such a row as one attempt per event,
+// all with the row's outcome and filename.
 type Attempt struct {
 	Tenant           string
 	IntegrationID    string

@@ -13,7 +13,7 @@ import (
 // attemptBatch is how many records to Done in one call.
 const attemptBatch = 512
 
-// report writes the SUCCESS attempt row of a stored file, then marks its
+// report writes the SUCCESS attempt rows of a stored file, then marks its
 // records Done.
 //
 // The records are Done only once every row is durable, so no offset is
