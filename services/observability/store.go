@@ -81,7 +81,7 @@ func scanAttempt(row pgx.Row, a *Attempt, extra ...any) error {
 // by the GIN index over their arrays (migration 0005). The events of a file
 // row are then filtered one by one: a file matching the filter holds other
 // events too.
-func (f Filter) source(tenant string, after *Cursor, args []any) (string, []any) {
+func (f Filter) source(tenant string, after *Cursor, limit string, args []any) (string, []any) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -103,7 +103,7 @@ func (f Filter) source(tenant string, after *Cursor, args []any) (string, []any)
 	case catalog.AttemptFailure:
 		common.WriteString(" AND status = 'FAILURE'")
 	}
-	var keyset string
+	var keyset, rowKeyset string
 	if after != nil {
 		// The plain bound prunes partitions; the row comparison is the
 		// keyset of rows, including the cursor's row: its later events
@@ -111,6 +111,7 @@ func (f Filter) source(tenant string, after *Cursor, args []any) (string, []any)
 		at, id, pos := arg(after.AttemptedAt), arg(after.ID), arg(after.Pos)
 		common.WriteString(" AND attempted_at <= " + at + " AND (attempted_at, id) <= (" + at + ", " + id + ")")
 		keyset = "((p.attempted_at, p.id) < (" + at + ", " + id + ") OR e.pos > " + pos + ")"
+		rowKeyset = " AND (attempted_at, id) < (" + at + ", " + id + ")"
 	}
 	// An event name fixes the entity type (the part before the dot): a
 	// type filter is either implied (and left out, sparing the planner a
@@ -146,8 +147,19 @@ func (f Filter) source(tenant string, after *Cursor, args []any) (string, []any)
 			arrays.WriteString(" AND " + c.column + "s @> ARRAY[" + c.value + "::text]")
 			elems = append(elems, "e."+c.column+" = "+c.value)
 		}
-		rows = "(SELECT * FROM publish_attempts WHERE " + common.String() + scalar.String() +
-			" UNION ALL SELECT * FROM publish_attempts WHERE " + common.String() + " AND event_ids IS NOT NULL" + arrays.String() + ") p"
+		perEventRows := "SELECT * FROM publish_attempts WHERE " + common.String() + scalar.String()
+		fileRows := "SELECT * FROM publish_attempts WHERE " + common.String() + " AND event_ids IS NOT NULL" + arrays.String()
+		if limit != "" {
+			// Each branch in page order, so the page merges them instead of
+			// sorting every match (the planner cannot push the outer order
+			// into the branches: they keep their WHERE, so they stay
+			// subqueries). A per-event row is one event that passes the
+			// event conditions and is never the cursor's file row, so its
+			// branch stops at the page size, strictly after the cursor.
+			perEventRows = "(" + perEventRows + rowKeyset + " ORDER BY attempted_at DESC, id DESC LIMIT " + limit + ")"
+			fileRows = "(" + fileRows + " ORDER BY attempted_at DESC, id DESC)"
+		}
+		rows = "(" + perEventRows + " UNION ALL " + fileRows + ") p"
 	}
 	if keyset != "" {
 		elems = append(elems, keyset)
@@ -162,12 +174,17 @@ func (f Filter) source(tenant string, after *Cursor, args []any) (string, []any)
 // listSQL is the page query for q: newest first, a file's events in file
 // order, after the cursor.
 func listSQL(tenant string, q Query, limit int) (string, []any) {
-	from, args := q.source(tenant, q.After, nil)
-	sql := "SELECT " + attemptCols + " " + from + " ORDER BY p.attempted_at DESC, p.id DESC, e.pos"
+	var args []any
+	lim := ""
 	if limit > 0 {
 		// A parameter, so every page size shares one prepared statement.
 		args = append(args, limit)
-		sql += " LIMIT $" + strconv.Itoa(len(args))
+		lim = "$1"
+	}
+	from, args := q.source(tenant, q.After, lim, args)
+	sql := "SELECT " + attemptCols + " " + from + " ORDER BY p.attempted_at DESC, p.id DESC, e.pos"
+	if lim != "" {
+		sql += " LIMIT " + lim
 	}
 	return sql, args
 }

@@ -105,7 +105,7 @@ func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time
 		if from.IsZero() {
 			// The series starts at the first matching attempt (an index scan
 			// for the oldest row); with none, it covers the last day.
-			src, args := f.source(tenant, nil, nil)
+			src, args := f.source(tenant, nil, "", nil)
 			var first, last *time.Time
 			// Ordered scans stopping at the first event, as min/max over an
 			// index would.
@@ -202,7 +202,7 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 
 // summarySQL is the aggregate query of a summary with the given bucket width.
 func summarySQL(tenant string, f Filter, bucket time.Duration) (string, []any) {
-	from, args := f.source(tenant, nil, nil)
+	from, args := f.source(tenant, nil, "", nil)
 	args = append(args, fmt.Sprintf("%d seconds", int64(bucket/time.Second)))
 	// One read of the matching events (a file's row counting once per
 	// event), aggregated twice: the counts by grouping sets, and the

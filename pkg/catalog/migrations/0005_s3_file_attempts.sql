@@ -24,4 +24,4 @@ ALTER TABLE publish_attempts
 CREATE EXTENSION IF NOT EXISTS btree_gin;
 CREATE INDEX publish_attempts_file_events ON publish_attempts
     USING gin (tenant, domain_entity_ids, domain_entity_types, event_names)
-    WHERE event_ids IS NOT NULL;
+    WITH (fastupdate = off) WHERE event_ids IS NOT NULL;
