@@ -82,10 +82,53 @@ func scanAttempt(row pgx.Row, a *Attempt, extra ...any) error {
 // row are then filtered one by one: a file matching the filter holds other
 // events too.
 func (f Filter) source(tenant string, after *Cursor, limit string, args []any) (string, []any) {
+	c, args := f.conds(tenant, after, args)
+	// A plain subquery (the planner pulls it up into the outer query) keeps
+	// the row conditions unqualified.
+	rows := "(SELECT * FROM publish_attempts WHERE " + c.common + ") p"
+	var elems []string
+	if c.byEvent != "" {
+		perEventRows := "SELECT * FROM publish_attempts WHERE " + c.common + c.byEvent
+		fileRows := "SELECT * FROM publish_attempts WHERE " + c.common + c.inFiles
+		if limit != "" {
+			// Each branch in page order, so the page merges them instead of
+			// sorting every match (the planner cannot push the outer order
+			// into the branches: they keep their WHERE, so they stay
+			// subqueries). A per-event row is one event that passes the
+			// event conditions and is never the cursor's file row, so its
+			// branch stops at the page size, strictly after the cursor.
+			perEventRows = "(" + perEventRows + c.rowKeyset + " ORDER BY attempted_at DESC, id DESC LIMIT " + limit + ")"
+			fileRows = "(" + fileRows + " ORDER BY attempted_at DESC, id DESC)"
+		}
+		rows = "(" + perEventRows + " UNION ALL " + fileRows + ") p"
+		elems = append(elems, c.ofEvent)
+	}
+	if c.keyset != "" {
+		elems = append(elems, c.keyset)
+	}
+	sql := "FROM " + rows + " " + expanded
+	if len(elems) > 0 {
+		sql += " WHERE " + strings.Join(elems, " AND ")
+	}
+	return sql, args
+}
+
+// conditions is a filter rendered as SQL conditions.
+type conditions struct {
+	common    string // on any row: tenant, time, integration, status, cursor bound
+	byEvent   string // " AND ..." on a per-event row's columns; "" without event filters
+	inFiles   string // " AND ..." finding the file rows holding a matching event
+	ofEvent   string // on an expanded event e
+	keyset    string // on an expanded event: after the cursor
+	rowKeyset string // " AND ...": per-event rows after the cursor
+}
+
+func (f Filter) conds(tenant string, after *Cursor, args []any) (conditions, []any) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	var c conditions
 	var common strings.Builder
 	common.WriteString("tenant = " + arg(tenant))
 	if !f.From.IsZero() {
@@ -103,15 +146,14 @@ func (f Filter) source(tenant string, after *Cursor, limit string, args []any) (
 	case catalog.AttemptFailure:
 		common.WriteString(" AND status = 'FAILURE'")
 	}
-	var keyset, rowKeyset string
 	if after != nil {
 		// The plain bound prunes partitions; the row comparison is the
 		// keyset of rows, including the cursor's row: its later events
 		// are on the next page.
 		at, id, pos := arg(after.AttemptedAt), arg(after.ID), arg(after.Pos)
 		common.WriteString(" AND attempted_at <= " + at + " AND (attempted_at, id) <= (" + at + ", " + id + ")")
-		keyset = "((p.attempted_at, p.id) < (" + at + ", " + id + ") OR e.pos > " + pos + ")"
-		rowKeyset = " AND (attempted_at, id) < (" + at + ", " + id + ")"
+		c.keyset = "((p.attempted_at, p.id) < (" + at + ", " + id + ") OR e.pos > " + pos + ")"
+		c.rowKeyset = " AND (attempted_at, id) < (" + at + ", " + id + ")"
 	}
 	// An event name fixes the entity type (the part before the dot): a
 	// type filter is either implied (and left out, sparing the planner a
@@ -125,50 +167,26 @@ func (f Filter) source(tenant string, after *Cursor, limit string, args []any) (
 			common.WriteString(" AND false")
 		}
 	}
-	type perEvent struct{ column, value string }
-	var byEvent []perEvent
-	if f.EventName != "" {
-		byEvent = append(byEvent, perEvent{"event_name", arg(f.EventName)})
-	}
-	if f.DomainEntityID != "" {
-		byEvent = append(byEvent, perEvent{"domain_entity_id", arg(f.DomainEntityID)})
-	}
-	if entityType != "" {
-		byEvent = append(byEvent, perEvent{"domain_entity_type", arg(entityType)})
-	}
-	// A plain subquery (the planner pulls it up into the outer query) keeps
-	// the row conditions unqualified.
-	rows := "(SELECT * FROM publish_attempts WHERE " + common.String() + ") p"
-	var elems []string
-	if len(byEvent) > 0 {
-		var scalar, arrays strings.Builder
-		for _, c := range byEvent {
-			scalar.WriteString(" AND " + c.column + " = " + c.value)
-			arrays.WriteString(" AND " + c.column + "s @> ARRAY[" + c.value + "::text]")
-			elems = append(elems, "e."+c.column+" = "+c.value)
+	c.common = common.String()
+	var byEvent, inFiles strings.Builder
+	var ofEvent []string
+	for _, pe := range []struct{ column, value string }{
+		{"event_name", f.EventName}, {"domain_entity_id", f.DomainEntityID}, {"domain_entity_type", entityType},
+	} {
+		if pe.value == "" {
+			continue
 		}
-		perEventRows := "SELECT * FROM publish_attempts WHERE " + common.String() + scalar.String()
-		fileRows := "SELECT * FROM publish_attempts WHERE " + common.String() + " AND event_ids IS NOT NULL" + arrays.String()
-		if limit != "" {
-			// Each branch in page order, so the page merges them instead of
-			// sorting every match (the planner cannot push the outer order
-			// into the branches: they keep their WHERE, so they stay
-			// subqueries). A per-event row is one event that passes the
-			// event conditions and is never the cursor's file row, so its
-			// branch stops at the page size, strictly after the cursor.
-			perEventRows = "(" + perEventRows + rowKeyset + " ORDER BY attempted_at DESC, id DESC LIMIT " + limit + ")"
-			fileRows = "(" + fileRows + " ORDER BY attempted_at DESC, id DESC)"
-		}
-		rows = "(" + perEventRows + " UNION ALL " + fileRows + ") p"
+		v := arg(pe.value)
+		byEvent.WriteString(" AND " + pe.column + " = " + v)
+		inFiles.WriteString(" AND " + pe.column + "s @> ARRAY[" + v + "::text]")
+		ofEvent = append(ofEvent, "e."+pe.column+" = "+v)
 	}
-	if keyset != "" {
-		elems = append(elems, keyset)
+	if byEvent.Len() > 0 {
+		c.byEvent = byEvent.String()
+		c.inFiles = " AND event_ids IS NOT NULL" + inFiles.String()
+		c.ofEvent = strings.Join(ofEvent, " AND ")
 	}
-	sql := "FROM " + rows + " " + expanded
-	if len(elems) > 0 {
-		sql += " WHERE " + strings.Join(elems, " AND ")
-	}
-	return sql, args
+	return c, args
 }
 
 // listSQL is the page query for q: newest first, a file's events in file

@@ -202,16 +202,30 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 
 // summarySQL is the aggregate query of a summary with the given bucket width.
 func summarySQL(tenant string, f Filter, bucket time.Duration) (string, []any) {
-	from, args := f.source(tenant, nil, "", nil)
+	c, args := f.conds(tenant, nil, nil)
 	args = append(args, fmt.Sprintf("%d seconds", int64(bucket/time.Second)))
-	// One read of the matching events (a file's row counting once per
-	// event), aggregated twice: the counts by grouping sets, and the
-	// percentiles as one extra row (kind 9). Buckets start at multiples of
-	// their width since the epoch (floorTo).
+	// The matching events: per-event rows as they are (an index-only scan
+	// of the covering tenant/time index unless the filter needs other
+	// columns), and the events of file rows (event_name is their
+	// placeholder '', see migration 0005; a per-event row without a name
+	// expands to itself).
+	perEvent := "SELECT integration_id, event_name, status, response_time_ms, attempted_at FROM publish_attempts WHERE " + c.common
+	files := "SELECT p.integration_id, e.event_name, p.status, p.response_time_ms, p.attempted_at FROM publish_attempts p " +
+		expanded + " WHERE " + c.common
+	if c.byEvent == "" {
+		perEvent += " AND event_name <> ''"
+		files += " AND p.event_name = ''"
+	} else {
+		perEvent += c.byEvent
+		files += c.inFiles + " AND " + c.ofEvent
+	}
+	// One read of the matching events, aggregated twice: the counts by
+	// grouping sets, and the percentiles as one extra row (kind 9). Buckets
+	// start at multiples of their width since the epoch (floorTo).
 	sql := `WITH a AS MATERIALIZED (
-			SELECT p.integration_id, e.event_name, p.status, p.response_time_ms,
-				date_bin($` + fmt.Sprint(len(args)) + `::interval, p.attempted_at, 'epoch'::timestamptz) AS bk
-			` + from + `)
+			SELECT integration_id, event_name, status, response_time_ms,
+				date_bin($` + fmt.Sprint(len(args)) + `::interval, attempted_at, 'epoch'::timestamptz) AS bk
+			FROM (` + perEvent + ` UNION ALL ` + files + `) r)
 		SELECT CASE WHEN grouping(integration_id) = 0 THEN 1 WHEN grouping(event_name) = 0 THEN 2
 				WHEN grouping(bk) = 0 THEN 3 ELSE 0 END,
 			coalesce(integration_id, event_name, ''), bk, status, count(*), NULL::int, NULL::int, NULL::int
