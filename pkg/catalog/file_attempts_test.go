@@ -3,8 +3,11 @@ package catalog_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/testenv"
@@ -95,5 +98,80 @@ func TestFileRowsMigrateOverExistingRows(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("rows\n %v\nwant\n %v", got, want)
+	}
+}
+
+// A file's row carries texts from events: each stored as valid UTF-8 without
+// NUL within the id cap, and a file row Postgres refuses is singled out and
+// dropped (reported) without holding up the rows queued with it.
+func TestFileRowsHostileEvents(t *testing.T) {
+	ctx := context.Background()
+	db := testenv.NewDB(t)
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE publish_attempts ADD CONSTRAINT poison CHECK (integration_id <> 'poison')`); err != nil {
+		t.Fatal(err)
+	}
+	var dropped atomic.Int32
+	w := catalog.NewAttemptWriter(db.Pool, catalog.AttemptWriterConfig{Retention: -1, FlushInterval: 5 * time.Millisecond,
+		OnRowDropped: func(a catalog.Attempt, _ error) {
+			if a.IntegrationID == "poison" {
+				dropped.Add(1)
+			}
+		}})
+	stop := testenv.Start(t, "attempt writer", w.Run)
+	defer stop()
+	hostile := []string{"nul\x00byte", "bad \xff\xfe utf8", strings.Repeat("€", 2000), ""}
+	var rows []catalog.Attempt
+	for f := range 5 {
+		r := catalog.Attempt{Tenant: "acme", IntegrationID: "s3-1", IntegrationType: catalog.TypePermanent, Target: catalog.TargetS3,
+			Status: catalog.AttemptSuccess, AttemptedAt: time.Now(), RetriesRemaining: 10, Filename: fmt.Sprint("f\x00", f, ".export")}
+		if f == 2 {
+			r.IntegrationID = "poison"
+		}
+		for i, h := range hostile {
+			r.FileEvents = append(r.FileEvents, catalog.FileEvent{EventID: fmt.Sprintf("00000000-0000-5000-8000-0000000000%d%d", f, i),
+				DomainEntityID: h, DomainEntityType: h, EventName: h})
+		}
+		rows = append(rows, r)
+	}
+	settled := make(chan bool, 1)
+	if err := w.WriteThen(ctx, func(ok bool) { settled <- ok }, rows...); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ok := <-settled:
+		if !ok {
+			t.Fatal("WriteThen reported the rows not stored")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writer did not settle file rows holding hostile events within 30s")
+	}
+	if dropped.Load() != 1 {
+		t.Fatalf("%d poison rows dropped, want 1", dropped.Load())
+	}
+	res, err := db.Pool.Query(ctx, `SELECT filename, e.t FROM publish_attempts p,
+		unnest(p.domain_entity_ids || p.domain_entity_types || p.event_names) AS e(t)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{}
+	n := 0
+	for res.Next() {
+		var file, text string
+		if err := res.Scan(&file, &text); err != nil {
+			t.Fatal(err)
+		}
+		files[file] = true
+		n++
+		for _, s := range []string{file, text} {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, 0) || len(s) > 512 {
+				t.Fatalf("stored text %.40q (%d bytes) is not valid UTF-8 without NUL within the cap", s, len(s))
+			}
+		}
+	}
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 4 || n != 4*3*len(hostile) {
+		t.Fatalf("%d files, %d texts stored; want 4 files (all but the poison one), %d texts", len(files), n, 4*3*len(hostile))
 	}
 }
