@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventstream/eventstream/pkg/backoff"
@@ -31,7 +32,9 @@ type AttemptWriterConfig struct {
 	// QueueSize bounds the rows waiting to be written; Write blocks when it
 	// is full. Default 10000.
 	QueueSize int
-	// BatchSize is the most rows one COPY writes. Default 1000.
+	// BatchSize is the most rows one COPY writes, an S3 file's row counting
+	// as many rows as it has events (a file of more events is written
+	// alone). Default 1000.
 	BatchSize int
 	// FlushInterval is how long a partial batch may wait for more rows.
 	// Default 100ms.
@@ -217,6 +220,7 @@ func (w *AttemptWriter) Run(ctx context.Context) error {
 	maint := time.NewTicker(w.cfg.MaintenanceInterval)
 	defer maint.Stop()
 	batch := make([]queuedAttempt, 0, w.cfg.BatchSize)
+	weight := 0 // of batch
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
 	for {
@@ -230,29 +234,31 @@ func (w *AttemptWriter) Run(ctx context.Context) error {
 				flush.Reset(w.cfg.FlushInterval)
 			}
 			batch = append(batch, a)
+			weight += a.a.weight()
 			// Take whatever else is queued without waiting.
 		more:
-			for len(batch) < w.cfg.BatchSize {
+			for weight < w.cfg.BatchSize {
 				select {
 				case a := <-w.q:
 					batch = append(batch, a)
+					weight += a.a.weight()
 				default:
 					break more
 				}
 			}
-			if len(batch) >= w.cfg.BatchSize {
+			if weight >= w.cfg.BatchSize {
 				flush.Stop()
 				if rest := w.store(ctx, batch); rest != nil {
 					return w.drain(rest) // ctx ended mid-write: the drain takes them
 				}
-				batch = batch[:0]
+				batch, weight = batch[:0], 0
 			}
 		case <-flush.C:
 			if len(batch) > 0 {
 				if rest := w.store(ctx, batch); rest != nil {
 					return w.drain(rest)
 				}
-				batch = batch[:0]
+				batch, weight = batch[:0], 0
 			}
 		}
 	}
@@ -266,11 +272,16 @@ func (w *AttemptWriter) drain(batch []queuedAttempt) error {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.DrainTimeout)
 	defer cancel()
 	for {
+		weight := 0
+		for _, q := range batch {
+			weight += q.a.weight()
+		}
 	fill:
-		for len(batch) < w.cfg.BatchSize {
+		for weight < w.cfg.BatchSize {
 			select {
 			case a := <-w.q:
 				batch = append(batch, a)
+				weight += a.a.weight()
 			default:
 				break fill
 			}
@@ -405,7 +416,11 @@ func refusedContent(err error) bool {
 
 var attemptColumns = []string{"tenant", "integration_id", "integration_type", "target", "status", "attempted_at",
 	"retries_remaining", "event_id", "domain_entity_id", "domain_entity_type", "event_name",
-	"url", "filename", "response_code", "response_body", "response_time_ms"}
+	"url", "filename", "response_code", "response_body", "response_time_ms",
+	"event_count", "event_ids", "domain_entity_ids", "domain_entity_types", "event_names"}
+
+// perEventColumns is how many of attemptColumns a per-event row fills.
+const perEventColumns = 16
 
 func (w *AttemptWriter) write(ctx context.Context, batch []queuedAttempt) error {
 	for i := range batch {
@@ -416,13 +431,18 @@ func (w *AttemptWriter) write(ctx context.Context, batch []queuedAttempt) error 
 			w.known[name] = true
 		}
 	}
-	_, err := w.pool.CopyFrom(ctx, pgx.Identifier{"publish_attempts"}, attemptColumns,
+	// A batch of per-event rows (webhooks) leaves out the columns of file
+	// rows: their defaults (one event, no arrays) cost nothing on the wire.
+	cols := attemptColumns[:perEventColumns]
+	for i := range batch {
+		if batch[i].a.FileEvents != nil {
+			cols = attemptColumns
+			break
+		}
+	}
+	_, err := w.pool.CopyFrom(ctx, pgx.Identifier{"publish_attempts"}, cols,
 		pgx.CopyFromSlice(len(batch), func(i int) ([]any, error) {
-			a := &batch[i].a
-			return []any{a.Tenant, a.IntegrationID, a.IntegrationType, a.Target, a.Status, a.AttemptedAt,
-				int4(a.RetriesRemaining), eventUUID(a.EventID), SafeText(a.DomainEntityID, maxIDText), SafeText(a.DomainEntityType, maxIDText),
-				SafeText(a.EventName, maxIDText), nullString(SafeText(a.URL, 0)), nullString(SafeText(a.Filename, 0)),
-				nullInt(int4(a.ResponseCode)), nullBody(a), int4(a.ResponseTimeMS)}, nil
+			return attemptValues(&batch[i].a)[:len(cols)], nil
 		}))
 	if err != nil {
 		// A partition dropped behind our back (retention elsewhere) must be
@@ -433,13 +453,64 @@ func (w *AttemptWriter) write(ctx context.Context, batch []queuedAttempt) error 
 	return nil
 }
 
-// eventUUID is id, or the nil UUID when id is not one (an event id comes
-// from a record; a malformed one must not make the whole batch fail).
-func eventUUID(id string) string {
-	if IsUUID(id) {
-		return id
+// attemptValues is a's row in attemptColumns order. The event ids go as
+// binary UUIDs: pgx encoding a string into a uuid column first tries (and
+// fails, building an error) every other plan, a few µs per value.
+func attemptValues(a *Attempt) []any {
+	row := []any{a.Tenant, a.IntegrationID, a.IntegrationType, a.Target, a.Status, a.AttemptedAt,
+		int4(a.RetriesRemaining), pgtype.UUID{Bytes: eventUUID(a.EventID), Valid: true},
+		SafeText(a.DomainEntityID, maxIDText), SafeText(a.DomainEntityType, maxIDText),
+		SafeText(a.EventName, maxIDText), nullString(SafeText(a.URL, 0)), nullString(SafeText(a.Filename, 0)),
+		nullInt(int4(a.ResponseCode)), nullBody(a), int4(a.ResponseTimeMS), int32(1), nil, nil, nil, nil}
+	if a.FileEvents == nil {
+		return row
 	}
-	return nilUUID
+	// A file row: the arrays are the events; the per-event columns hold
+	// placeholders no filter matches (see migration 0005).
+	n := len(a.FileEvents)
+	ids, ents, types, names := make([][16]byte, n), make([]string, n), make([]string, n), make([]string, n)
+	for i := range a.FileEvents {
+		e := &a.FileEvents[i]
+		ids[i] = eventUUID(e.EventID)
+		ents[i] = SafeText(e.DomainEntityID, maxIDText)
+		types[i] = SafeText(e.DomainEntityType, maxIDText)
+		names[i] = SafeText(e.EventName, maxIDText)
+	}
+	row[7] = pgtype.UUID{Valid: true}
+	row[8], row[9], row[10] = "", "", ""
+	row[16], row[17], row[18], row[19], row[20] = int4(n), ids, ents, types, names
+	return row
+}
+
+// eventUUID is id's bytes, or the nil UUID when id is not a canonical UUID
+// (an event id comes from a record; a malformed one must not make the whole
+// batch fail).
+func eventUUID(id string) [16]byte {
+	var u [16]byte
+	if !IsUUID(id) {
+		return u
+	}
+	j := 0
+	for i := 0; i < len(id); i += 2 {
+		if id[i] == '-' { // at 8, 13, 18 and 23 only (IsUUID)
+			i++
+		}
+		u[j] = unhex(id[i])<<4 | unhex(id[i+1])
+		j++
+	}
+	return u
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0
 }
 
 // nilUUID stands in for an event id Postgres refused in a row's safe form.
@@ -452,6 +523,13 @@ func (a Attempt) safeForm() Attempt {
 	s.DomainEntityID, s.URL, s.Filename, s.ResponseBody = asciiOnly(a.DomainEntityID), "", "", ""
 	if !IsUUID(a.EventID) {
 		s.EventID = nilUUID
+	}
+	if a.FileEvents != nil {
+		s.FileEvents = make([]FileEvent, len(a.FileEvents))
+		for i, e := range a.FileEvents {
+			e.DomainEntityID = asciiOnly(e.DomainEntityID)
+			s.FileEvents[i] = e
+		}
 	}
 	return s
 }

@@ -45,7 +45,7 @@ func FuzzParseQuery(f *testing.F) {
 				v2[k] = x
 			}
 		}
-		v2.Set("cursor", NextCursor(q.Filter, q.From, 42))
+		v2.Set("cursor", NextCursor(q.Filter, q.From, 42, 1))
 		if paging {
 			if _, err := ParseQuery(v2, true); err != nil {
 				t.Fatalf("own cursor refused for %q: %v", raw, err)

@@ -76,7 +76,7 @@ func (s *Server) list(c echo.Context) error {
 		last := page[len(page)-1]
 		next := *c.Request().URL
 		v := next.Query()
-		v.Set("cursor", NextCursor(q.Filter, last.AttemptedAt, last.ID))
+		v.Set("cursor", NextCursor(q.Filter, last.AttemptedAt, last.ID, last.Pos))
 		next.RawQuery = v.Encode()
 		// A relative reference: correct behind any proxy or mount point.
 		c.Response().Header().Set("Link", fmt.Sprintf("<%s>; rel=\"next\"", next.RequestURI()))
@@ -222,6 +222,12 @@ func writeEvent(w io.Writer, a *Attempt) error {
 	if err != nil {
 		return fmt.Errorf("encoding attempt: %w", err)
 	}
-	_, err = fmt.Fprintf(w, "id: %s\nevent: attempt\ndata: %s\n\n", strconv.FormatInt(a.ID, 10), b)
+	// The row's id, and for the second and later events of a file's row
+	// their position: unique per event.
+	id := strconv.FormatInt(a.ID, 10)
+	if a.Pos > 1 {
+		id += "." + strconv.FormatInt(a.Pos, 10)
+	}
+	_, err = fmt.Fprintf(w, "id: %s\nevent: attempt\ndata: %s\n\n", id, b)
 	return err
 }

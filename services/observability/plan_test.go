@@ -241,3 +241,116 @@ func checkPlan(t *testing.T, what string, plan planNode, windowed bool, window [
 		t.Logf("%s plan:\n%s", what, strings.TrimSpace(string(b)))
 	}
 }
+
+// fileRows adds, for each tenant and day of planRows, S3 files stored as
+// rows of many events (as the S3 sink writes them since issue 11).
+func fileRows(t *testing.T, db *testenv.DB, days, files, perFile, tenants int) {
+	t.Helper()
+	w := catalog.NewAttemptWriter(db.Pool, catalog.AttemptWriterConfig{Retention: -1})
+	stop := testenv.Start(t, "attempt writer", w.Run)
+	names := events.Names()
+	var rows []catalog.Attempt
+	for d := range days {
+		for f := range files {
+			for tn := range tenants {
+				r := catalog.Attempt{Tenant: fmt.Sprintf("tenant-%d", tn), IntegrationID: "s3-1", IntegrationType: "permanent",
+					Target: catalog.TargetS3, Status: catalog.AttemptSuccess, RetriesRemaining: 10,
+					AttemptedAt: base.Add(time.Duration(d)*24*time.Hour + time.Duration(f)*(24*time.Hour/time.Duration(files))),
+					Filename:    fmt.Sprintf("exports/%d/%d.export", d, f)}
+				for i := range perFile {
+					k := (d*files+f)*perFile + i
+					name := names[k%len(names)]
+					et, _ := events.EntityType(name)
+					r.FileEvents = append(r.FileEvents, catalog.FileEvent{EventID: events.EventID("t", name, fmt.Sprint("f", k, "-", tn)).String(),
+						DomainEntityID: fmt.Sprintf("file-ent-%d", k), DomainEntityType: et, EventName: name})
+				}
+				rows = append(rows, r)
+			}
+		}
+	}
+	if err := w.Write(context.Background(), rows...); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 2*time.Minute, "the file rows to be written", func() bool { return w.Written() == int64(len(rows)) })
+	stop()
+	if _, err := db.Pool.Exec(context.Background(), "ANALYZE publish_attempts"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With S3 files stored as rows of many events next to the per-event rows,
+// a filter on a per-event value finds the files through the GIN index of
+// their arrays (migration 0005), not by reading every file of the tenant.
+func TestFileRowPlansUseTheArrayIndex(t *testing.T) {
+	db := testenv.NewDB(t)
+	planRows(t, db, 4, 1200, 10)
+	fileRows(t, db, 4, 24, 200, 10)
+	day := base.Add(2 * 24 * time.Hour)
+	window := []string{"publish_attempts_p" + day.Format("20060102")}
+	rows, err := db.Pool.Query(context.Background(), `SELECT indexname FROM pg_indexes WHERE indexdef LIKE '%USING gin%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gin, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer's partitions of today and ahead are empty.
+	rows, err = db.Pool.Query(context.Background(), `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'publish_attempts' AND c.reltuples <= 0`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := map[string]bool{}
+	for _, n := range names {
+		empty[n] = true
+	}
+	for _, c := range []struct {
+		v   url.Values
+		gin bool // else another index may do: the integration's index finds its few files as well
+	}{
+		{url.Values{"domain_entity_id": {"file-ent-4242"}}, true},
+		{url.Values{"event_name": {"order.created"}}, true},
+		{url.Values{"domain_entity_type": {"customer"}}, true},
+		{url.Values{"event_name": {"order.created"}, "status": {"success"}}, true},
+		{url.Values{"domain_entity_id": {"file-ent-4242"}, "integration_id": {"s3-1"}}, false},
+	} {
+		for _, windowed := range []bool{false, true} {
+			v := url.Values{}
+			for k, x := range c.v {
+				v[k] = x
+			}
+			name := c.v.Encode()
+			if windowed {
+				v.Set("from", day.Format(time.RFC3339))
+				v.Set("to", day.Add(24*time.Hour).Format(time.RFC3339))
+				name += " in one day"
+			}
+			t.Run(name, func(t *testing.T) {
+				pq, err := ParseQuery(v, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				list, listArgs := listSQL("tenant-1", pq, pq.Limit+1)
+				summary, summaryArgs := summarySQL("tenant-1", pq.Filter, time.Hour)
+				for _, q := range []struct {
+					what, sql string
+					args      []any
+				}{{"list", list, listArgs}, {"summary", summary, summaryArgs}} {
+					plan := explain(t, db, q.sql, q.args)
+					checkPlan(t, q.what, plan, windowed, window, empty)
+					usesGIN := false
+					plan.walk(func(n planNode) { usesGIN = usesGIN || slices.Contains(gin, n.IndexName) })
+					if c.gin && !usesGIN {
+						b, _ := json.MarshalIndent(plan, "", " ")
+						t.Errorf("%s: file rows not found through the GIN index; plan:\n%s", q.what, b)
+					}
+				}
+			})
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -46,11 +47,13 @@ type Query struct {
 	limitSet bool
 }
 
-// Cursor is the keyset position after the last row of a page: the next page
-// holds rows strictly older in (attempted_at, id) order. Rows are never
-// updated and (attempted_at, id) is unique, so the position never shifts
-// when rows are inserted between pages: every row that existed when the
-// first page was read comes exactly once, and no row comes twice.
+// Cursor is the keyset position after the last event of a page: the next
+// page holds the events strictly after it in (attempted_at DESC, id DESC,
+// pos) order, pos being an event's position inside its row (an S3 file's row
+// holds all its events; a page may end inside one). Rows are never updated
+// and (attempted_at, id) is unique, so the position never shifts when rows
+// are inserted between pages: every event that existed when the first page
+// was read comes exactly once, and no event comes twice.
 //
 // A row inserted later with an attempted_at behind the cursor does show up
 // on a later page. The cursor deliberately carries no upper id bound to hide
@@ -60,6 +63,7 @@ type Query struct {
 type Cursor struct {
 	AttemptedAt time.Time
 	ID          int64
+	Pos         int64
 	// filters is a digest of the filter the cursor was made for; a cursor
 	// replayed with other filters is refused instead of paging nonsense.
 	filters [8]byte
@@ -226,32 +230,46 @@ func fmtBound(t time.Time) string {
 	return strconv.FormatInt(t.UnixMicro(), 10)
 }
 
-// Cursor wire form: version byte, attempted_at (unix µs), id, filter digest,
-// base64url without padding. Opaque to clients.
-const cursorVersion = 1
+// Cursor wire form: version byte, attempted_at (unix µs), id, pos (version
+// 2 only), filter digest, base64url without padding. Opaque to clients.
+// Version 1 (before file rows, no pos) is still read: it meant "after the
+// whole row".
+const (
+	cursorVersion   = 2
+	cursorVersionV1 = 1
+)
 
-// NextCursor is the cursor after row r of a page listed with f.
-func NextCursor(f Filter, attemptedAt time.Time, id int64) string {
-	var b [1 + 8 + 8 + 8]byte
+// NextCursor is the cursor after event pos of row id of a page listed with f.
+func NextCursor(f Filter, attemptedAt time.Time, id, pos int64) string {
+	var b [1 + 8 + 8 + 8 + 8]byte
 	b[0] = cursorVersion
 	binary.BigEndian.PutUint64(b[1:], uint64(attemptedAt.UnixMicro()))
 	binary.BigEndian.PutUint64(b[9:], uint64(id))
+	binary.BigEndian.PutUint64(b[17:], uint64(pos))
 	d := f.digest()
-	copy(b[17:], d[:])
+	copy(b[25:], d[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func decodeCursor(s string) (Cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) != 25 || b[0] != cursorVersion {
+	if err != nil || len(b) < 1 {
 		return Cursor{}, fmt.Errorf("malformed cursor")
 	}
-	c := Cursor{
-		AttemptedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:]))).UTC(),
-		ID:          int64(binary.BigEndian.Uint64(b[9:])),
+	var c Cursor
+	switch {
+	case b[0] == cursorVersion && len(b) == 33:
+		c.Pos = int64(binary.BigEndian.Uint64(b[17:]))
+		copy(c.filters[:], b[25:])
+	case b[0] == cursorVersionV1 && len(b) == 25:
+		c.Pos = math.MaxInt64
+		copy(c.filters[:], b[17:])
+	default:
+		return Cursor{}, fmt.Errorf("malformed cursor")
 	}
-	copy(c.filters[:], b[17:])
-	if c.ID <= 0 || c.AttemptedAt.Year() < 1 || c.AttemptedAt.Year() > 9999 {
+	c.AttemptedAt = time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:]))).UTC()
+	c.ID = int64(binary.BigEndian.Uint64(b[9:]))
+	if c.ID <= 0 || c.Pos < 0 || c.AttemptedAt.Year() < 1 || c.AttemptedAt.Year() > 9999 {
 		return Cursor{}, fmt.Errorf("malformed cursor")
 	}
 	return c, nil

@@ -6,7 +6,8 @@
 // series) and follows new ones live over Server-Sent Events.
 //
 // It only reads publish_attempts (day partitions written by pkg/catalog's
-// attempt writer). Failure modes: a slow or unreachable database makes list
+// attempt writer), where an S3 file's attempt is a row of many events: every
+// answer shows one element per event, as if each had its own row. Failure modes: a slow or unreachable database makes list
 // and summary requests fail with 500 after QueryTimeout (never a partial
 // page); an export cut off by the database ends the stream early without a
 // trailing newline-terminated error (the client sees a truncated body and

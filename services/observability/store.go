@@ -23,9 +23,11 @@ type Store struct {
 // NewStore returns a store over pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-// Attempt is one publish_attempts row as the API shows it.
+// Attempt is one event's attempt as the API shows it: a webhook row, or
+// one event of an S3 file's row (see catalog.Attempt).
 type Attempt struct {
-	ID               int64
+	ID               int64 // the row's
+	Pos              int64 // the event's position in its row, from 1
 	IntegrationID    string
 	IntegrationType  string
 	Target           string
@@ -44,40 +46,114 @@ type Attempt struct {
 	tenant           string // only the live tail needs it
 }
 
-const attemptCols = `id, integration_id, integration_type, target, status, attempted_at, retries_remaining,
-	event_id::text, domain_entity_id, domain_entity_type, event_name, url, filename, response_code,
-	response_body, response_time_ms`
+// expanded is the FROM clause turning rows p into one row per event e: a
+// file row's arrays in file order (pos from 1), or a per-event row's own
+// columns (its arrays are NULL) as a single element.
+const expanded = `CROSS JOIN LATERAL unnest(coalesce(p.event_ids, ARRAY[p.event_id]),
+		coalesce(p.domain_entity_ids, ARRAY[p.domain_entity_id]), coalesce(p.domain_entity_types, ARRAY[p.domain_entity_type]),
+		coalesce(p.event_names, ARRAY[p.event_name])) WITH ORDINALITY AS e(event_id, domain_entity_id, domain_entity_type, event_name, pos)`
+
+const attemptCols = `p.id, e.pos, p.integration_id, p.integration_type, p.target, p.status, p.attempted_at, p.retries_remaining,
+	e.event_id::text, e.domain_entity_id, e.domain_entity_type, e.event_name, p.url, p.filename, p.response_code,
+	p.response_body, p.response_time_ms`
 
 func scanAttempt(row pgx.Row, a *Attempt, extra ...any) error {
-	return row.Scan(append([]any{&a.ID, &a.IntegrationID, &a.IntegrationType, &a.Target, &a.Status, &a.AttemptedAt,
+	return row.Scan(append([]any{&a.ID, &a.Pos, &a.IntegrationID, &a.IntegrationType, &a.Target, &a.Status, &a.AttemptedAt,
 		&a.RetriesRemaining, &a.EventID, &a.DomainEntityID, &a.DomainEntityType, &a.EventName, &a.URL,
 		&a.Filename, &a.ResponseCode, &a.ResponseBody, &a.ResponseTimeMS}, extra...)...)
 }
 
-// where renders the filter as SQL conditions over publish_attempts, with its
-// arguments appended to args.
+// source renders the filter as the SQL of its events: "FROM ... WHERE ...",
+// rows p expanded into events e, with its arguments appended to args. With
+// after set, only the events after that position (newest first, then file
+// order) are in it.
 //
-// Plans: every condition is a plain comparison on an indexed column, so each
-// filter and each pair is answered from one of the (tenant, <column>,
+// Plans: every row condition is a plain comparison on an indexed column, so
+// each filter and each pair is answered from one of the (tenant, <column>,
 // attempted_at DESC, id DESC) indexes, and the attempted_at bounds prune
 // partitions to the window. The status is inlined as a literal (it is one of
 // two constants) so the planner can match the partial index of failures in
 // a generic plan (OpenPool), where the other values are parameters.
-func (f Filter) where(tenant string, args []any) (string, []any) {
-	var b strings.Builder
+//
+// A filter on a per-event value (event name, domain entity id or type) is
+// two scans in one UNION ALL: per-event rows by those btree indexes (a file
+// row's per-event columns are placeholders no filter matches), and file rows
+// by the GIN index over their arrays (migration 0005). The events of a file
+// row are then filtered one by one: a file matching the filter holds other
+// events too.
+func (f Filter) source(tenant string, after *Cursor, limit string, args []any) (string, []any) {
+	c, args := f.conds(tenant, after, args)
+	// A plain subquery (the planner pulls it up into the outer query) keeps
+	// the row conditions unqualified.
+	rows := "(SELECT * FROM publish_attempts WHERE " + c.common + ") p"
+	var elems []string
+	if c.byEvent != "" {
+		perEventRows := "SELECT * FROM publish_attempts WHERE " + c.common + c.byEvent
+		fileRows := "SELECT * FROM publish_attempts WHERE " + c.common + c.inFiles
+		if limit != "" {
+			// Each branch in page order, so the page merges them instead of
+			// sorting every match (the planner cannot push the outer order
+			// into the branches: they keep their WHERE, so they stay
+			// subqueries). A per-event row is one event that passes the
+			// event conditions and is never the cursor's file row, so its
+			// branch stops at the page size, strictly after the cursor.
+			perEventRows = "(" + perEventRows + c.rowKeyset + " ORDER BY attempted_at DESC, id DESC LIMIT " + limit + ")"
+			fileRows = "(" + fileRows + " ORDER BY attempted_at DESC, id DESC)"
+		}
+		rows = "(" + perEventRows + " UNION ALL " + fileRows + ") p"
+		elems = append(elems, c.ofEvent)
+	}
+	if c.keyset != "" {
+		elems = append(elems, c.keyset)
+	}
+	sql := "FROM " + rows + " " + expanded
+	if len(elems) > 0 {
+		sql += " WHERE " + strings.Join(elems, " AND ")
+	}
+	return sql, args
+}
+
+// conditions is a filter rendered as SQL conditions.
+type conditions struct {
+	common    string // on any row: tenant, time, integration, status, cursor bound
+	byEvent   string // " AND ..." on a per-event row's columns; "" without event filters
+	inFiles   string // " AND ..." finding the file rows holding a matching event
+	ofEvent   string // on an expanded event e
+	keyset    string // on an expanded event: after the cursor
+	rowKeyset string // " AND ...": per-event rows after the cursor
+}
+
+func (f Filter) conds(tenant string, after *Cursor, args []any) (conditions, []any) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	b.WriteString("tenant = " + arg(tenant))
+	var c conditions
+	var common strings.Builder
+	common.WriteString("tenant = " + arg(tenant))
 	if !f.From.IsZero() {
-		b.WriteString(" AND attempted_at >= " + arg(f.From))
+		common.WriteString(" AND attempted_at >= " + arg(f.From))
 	}
 	if !f.To.IsZero() {
-		b.WriteString(" AND attempted_at < " + arg(f.To))
+		common.WriteString(" AND attempted_at < " + arg(f.To))
 	}
-	if f.EventName != "" {
-		b.WriteString(" AND event_name = " + arg(f.EventName))
+	if f.IntegrationID != "" {
+		common.WriteString(" AND integration_id = " + arg(f.IntegrationID))
+	}
+	switch f.Status {
+	case catalog.AttemptSuccess:
+		common.WriteString(" AND status = 'SUCCESS'")
+	case catalog.AttemptFailure:
+		common.WriteString(" AND status = 'FAILURE'")
+	}
+	if after != nil {
+		// The plain bound prunes partitions; the row comparison is the
+		// keyset of rows, including the cursor's row: its later events
+		// are on the next page.
+		at, id, pos := arg(after.AttemptedAt), arg(after.ID), arg(after.Pos)
+		common.WriteString(" AND attempted_at <= " + at + " AND (attempted_at, id) <= (" + at + ", " + id + ")")
+		c.keyset = "((p.attempted_at, p.id) < (" + at + ", " + id + ") OR e.pos > " + pos + ")"
+		c.rowKeyset = " AND (attempted_at, id) < (" + at + ", " + id + ")"
 	}
 	// An event name fixes the entity type (the part before the dot): a
 	// type filter is either implied (and left out, sparing the planner a
@@ -88,41 +164,45 @@ func (f Filter) where(tenant string, args []any) (string, []any) {
 		if et, _ := events.EntityType(f.EventName); et == entityType {
 			entityType = ""
 		} else {
-			b.WriteString(" AND false")
+			common.WriteString(" AND false")
 		}
 	}
-	if f.IntegrationID != "" {
-		b.WriteString(" AND integration_id = " + arg(f.IntegrationID))
+	c.common = common.String()
+	var byEvent, inFiles strings.Builder
+	var ofEvent []string
+	for _, pe := range []struct{ column, value string }{
+		{"event_name", f.EventName}, {"domain_entity_id", f.DomainEntityID}, {"domain_entity_type", entityType},
+	} {
+		if pe.value == "" {
+			continue
+		}
+		v := arg(pe.value)
+		byEvent.WriteString(" AND " + pe.column + " = " + v)
+		inFiles.WriteString(" AND " + pe.column + "s @> ARRAY[" + v + "::text]")
+		ofEvent = append(ofEvent, "e."+pe.column+" = "+v)
 	}
-	switch f.Status {
-	case catalog.AttemptSuccess:
-		b.WriteString(" AND status = 'SUCCESS'")
-	case catalog.AttemptFailure:
-		b.WriteString(" AND status = 'FAILURE'")
+	if byEvent.Len() > 0 {
+		c.byEvent = byEvent.String()
+		c.inFiles = " AND event_ids IS NOT NULL" + inFiles.String()
+		c.ofEvent = strings.Join(ofEvent, " AND ")
 	}
-	if f.DomainEntityID != "" {
-		b.WriteString(" AND domain_entity_id = " + arg(f.DomainEntityID))
-	}
-	if entityType != "" {
-		b.WriteString(" AND domain_entity_type = " + arg(entityType))
-	}
-	return b.String(), args
+	return c, args
 }
 
-// listSQL is the page query for q: newest first, after the cursor.
+// listSQL is the page query for q: newest first, a file's events in file
+// order, after the cursor.
 func listSQL(tenant string, q Query, limit int) (string, []any) {
-	where, args := q.where(tenant, nil)
-	if c := q.After; c != nil {
-		// The plain bound prunes partitions; the row comparison is the keyset.
-		args = append(args, c.AttemptedAt, c.ID)
-		n := len(args)
-		where += fmt.Sprintf(" AND attempted_at <= $%d AND (attempted_at, id) < ($%d, $%d)", n-1, n-1, n)
-	}
-	sql := "SELECT " + attemptCols + " FROM publish_attempts WHERE " + where + " ORDER BY attempted_at DESC, id DESC"
+	var args []any
+	lim := ""
 	if limit > 0 {
 		// A parameter, so every page size shares one prepared statement.
 		args = append(args, limit)
-		sql += " LIMIT $" + strconv.Itoa(len(args))
+		lim = "$1"
+	}
+	from, args := q.source(tenant, q.After, lim, args)
+	sql := "SELECT " + attemptCols + " " + from + " ORDER BY p.attempted_at DESC, p.id DESC, e.pos"
+	if lim != "" {
+		sql += " LIMIT " + lim
 	}
 	return sql, args
 }

@@ -105,10 +105,12 @@ func (s *Store) Summarize(ctx context.Context, tenant string, f Filter, now time
 		if from.IsZero() {
 			// The series starts at the first matching attempt (an index scan
 			// for the oldest row); with none, it covers the last day.
-			where, args := f.where(tenant, nil)
+			src, args := f.source(tenant, nil, "", nil)
 			var first, last *time.Time
-			err := tx.QueryRow(ctx, "SELECT min(attempted_at), max(attempted_at) FROM publish_attempts WHERE "+where,
-				args...).Scan(&first, &last)
+			// Ordered scans stopping at the first event, as min/max over an
+			// index would.
+			err := tx.QueryRow(ctx, "SELECT (SELECT p.attempted_at "+src+" ORDER BY p.attempted_at LIMIT 1), "+
+				"(SELECT p.attempted_at "+src+" ORDER BY p.attempted_at DESC LIMIT 1)", args...).Scan(&first, &last)
 			if err != nil {
 				return fmt.Errorf("finding the first attempt: %w", err)
 			}
@@ -200,17 +202,30 @@ func (s *Store) aggregate(ctx context.Context, tx pgx.Tx, tenant string, f Filte
 
 // summarySQL is the aggregate query of a summary with the given bucket width.
 func summarySQL(tenant string, f Filter, bucket time.Duration) (string, []any) {
-	where, args := f.where(tenant, nil)
+	c, args := f.conds(tenant, nil, nil)
 	args = append(args, fmt.Sprintf("%d seconds", int64(bucket/time.Second)))
-	// One read of the matching rows (an index-only scan of the covering
-	// tenant/time index unless the filter needs other columns), aggregated
-	// twice: the counts by grouping sets, and the percentiles as one extra
-	// row (kind 9). Buckets start at multiples of their width since the
-	// epoch (floorTo).
+	// The matching events: per-event rows as they are (an index-only scan
+	// of the covering tenant/time index unless the filter needs other
+	// columns), and the events of file rows (event_name is their
+	// placeholder '', see migration 0005; a per-event row without a name
+	// expands to itself).
+	perEvent := "SELECT integration_id, event_name, status, response_time_ms, attempted_at FROM publish_attempts WHERE " + c.common
+	files := "SELECT p.integration_id, e.event_name, p.status, p.response_time_ms, p.attempted_at FROM publish_attempts p " +
+		expanded + " WHERE " + c.common
+	if c.byEvent == "" {
+		perEvent += " AND event_name <> ''"
+		files += " AND p.event_name = ''"
+	} else {
+		perEvent += c.byEvent
+		files += c.inFiles + " AND " + c.ofEvent
+	}
+	// One read of the matching events, aggregated twice: the counts by
+	// grouping sets, and the percentiles as one extra row (kind 9). Buckets
+	// start at multiples of their width since the epoch (floorTo).
 	sql := `WITH a AS MATERIALIZED (
 			SELECT integration_id, event_name, status, response_time_ms,
 				date_bin($` + fmt.Sprint(len(args)) + `::interval, attempted_at, 'epoch'::timestamptz) AS bk
-			FROM publish_attempts WHERE ` + where + `)
+			FROM (` + perEvent + ` UNION ALL ` + files + `) r)
 		SELECT CASE WHEN grouping(integration_id) = 0 THEN 1 WHEN grouping(event_name) = 0 THEN 2
 				WHEN grouping(bk) = 0 THEN 3 ELSE 0 END,
 			coalesce(integration_id, event_name, ''), bk, status, count(*), NULL::int, NULL::int, NULL::int

@@ -165,15 +165,16 @@ func (t *Tail) poll(ctx context.Context) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := map[int64]bool{} // rows first seen in this poll: a file's row comes as several attempts
 	for _, a := range fresh {
 		tt := t.tenants[a.tenant]
 		if tt == nil {
 			continue // its last client left during the query
 		}
-		if _, ok := tt.seen[a.ID]; ok {
+		if _, ok := tt.seen[a.ID]; ok && !now[a.ID] {
 			continue
 		}
-		tt.seen[a.ID] = a.AttemptedAt
+		tt.seen[a.ID], now[a.ID] = a.AttemptedAt, true
 		if !tt.primed {
 			continue // was there before anyone listened
 		}
@@ -251,7 +252,9 @@ func (t *Tail) read(ctx context.Context, tenants []string, since time.Time) ([]*
 	if len(unseen) == 0 {
 		return nil, nil
 	}
-	rows, err = t.pool.Query(ctx, "SELECT "+attemptCols+", tenant FROM publish_attempts WHERE tenant = ANY($1) AND attempted_at >= $2 AND id = ANY($3) ORDER BY attempted_at, id",
+	// A file's row comes as one attempt per event, in file order.
+	rows, err = t.pool.Query(ctx, "SELECT "+attemptCols+", p.tenant FROM publish_attempts p "+expanded+
+		" WHERE p.tenant = ANY($1) AND p.attempted_at >= $2 AND p.id = ANY($3) ORDER BY p.attempted_at, p.id, e.pos",
 		tenants, since, unseen)
 	if err != nil {
 		return nil, fmt.Errorf("reading new attempts: %w", err)

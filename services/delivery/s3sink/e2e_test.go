@@ -210,9 +210,11 @@ type dbAttempt struct {
 
 func (w *world) attempts(id string) []dbAttempt {
 	w.t.Helper()
-	rows, err := w.db.Pool.Query(context.Background(), `SELECT status, coalesce(filename, ''), event_id::text,
+	// One element per event: a file row's events expanded in file order.
+	rows, err := w.db.Pool.Query(context.Background(), `SELECT status, coalesce(filename, ''), e.id::text,
 		response_code, response_body, retries_remaining
-		FROM publish_attempts WHERE tenant = $1 AND integration_id = $2 AND target = 's3' ORDER BY attempted_at, id`, w.tenant, id)
+		FROM publish_attempts p CROSS JOIN LATERAL unnest(coalesce(p.event_ids, ARRAY[p.event_id])) WITH ORDINALITY e(id, pos)
+		WHERE tenant = $1 AND integration_id = $2 AND target = 's3' ORDER BY attempted_at, p.id, e.pos`, w.tenant, id)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -5,3 +5,6 @@ func (f *Factory) BufferPeak() int64 { return f.buffers.peak.Load() }
 
 // ChunkSize is the unit of part buffers.
 const ChunkSize = chunkSize
+
+// FileRowEvents caps the events of one attempt row.
+const FileRowEvents = fileRowEvents

@@ -37,8 +37,9 @@ type core struct {
 	mu         sync.Mutex
 	done       []*delivery.Record
 	interrupts []string
-	attempts   []catalog.Attempt
-	logs       []string // action: reason
+	attempts   []catalog.Attempt // one per event, as the observability API shows them
+	rows       []catalog.Attempt // attempt rows as written
+	logs       []string          // action: reason
 }
 
 func (c *core) env(in *catalog.Integration) delivery.SinkEnv {
@@ -62,8 +63,26 @@ func (c *core) env(in *catalog.Integration) delivery.SinkEnv {
 func (c *core) Write(_ context.Context, a ...catalog.Attempt) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.attempts = append(c.attempts, a...)
+	c.rows = append(c.rows, a...)
+	for _, row := range a {
+		if row.FileEvents == nil {
+			c.attempts = append(c.attempts, row)
+			continue
+		}
+		for _, e := range row.FileEvents {
+			ev := row
+			ev.FileEvents = nil
+			ev.EventID, ev.DomainEntityID, ev.DomainEntityType, ev.EventName = e.EventID, e.DomainEntityID, e.DomainEntityType, e.EventName
+			c.attempts = append(c.attempts, ev)
+		}
+	}
 	return nil
+}
+
+func (c *core) rowsWritten() []catalog.Attempt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.rows)
 }
 
 func (c *core) WriteThen(ctx context.Context, after func(bool), a ...catalog.Attempt) error {

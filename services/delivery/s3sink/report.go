@@ -10,8 +10,7 @@ import (
 	"github.com/eventstream/eventstream/services/delivery"
 )
 
-// attemptBatch is how many attempt rows go to the writer in one call, and
-// how many records to Done in one call.
+// attemptBatch is how many records to Done in one call.
 const attemptBatch = 512
 
 // report writes the SUCCESS attempt rows of a stored file, then marks its
@@ -57,49 +56,58 @@ func (s *Sink) waitReported() error {
 	return err
 }
 
-// writeAttempts writes one row per event of view, each a copy of base with
-// the event's and integration's fields filled in.
+// fileRowEvents caps the events of one attempt row. A file of more events
+// is stored as several rows, each a run of the file's events in order, so
+// neither the sink nor a COPY holds a whole large file's events at once (a
+// 50 MiB file of small events has a quarter of a million), and a page of
+// the observability list never reads (detoasts) more than one cap's arrays
+// per row it touches.
+const fileRowEvents = 2000
+
+// writeAttempts writes the attempt rows of the events of view (the whole
+// file, or the part an upload request carried): copies of base with the
+// integration's fields and the events, in file order, filled in, at most
+// fileRowEvents each. Rows per file rather than per event: Postgres could
+// not keep up with the S3 path otherwise (issue 11); the observability API
+// shows one element per event.
 //
-// With durable set, each chunk of rows is written with WriteThen and the
-// callback durable returns (called once per chunk, before the chunk is
-// enqueued); a chunk whose WriteThen fails is settled as not stored.
+// With durable set, each row is written with WriteThen and the callback
+// durable returns (called once per row, before the row is enqueued); a row
+// whose WriteThen fails is settled as not stored.
 func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt, durable func() func(stored bool)) error {
 	base.Tenant = s.in.Tenant
 	base.IntegrationID = s.in.ID
 	base.IntegrationType = s.in.Type
 	base.Target = catalog.TargetS3
 	base.Filename = f.key
-	var (
-		werr  error
-		batch []catalog.Attempt
-	)
+	var werr error
+	row := base
 	flush := func() {
-		// A fresh slice per call: the writer may keep the one it is given.
 		if durable == nil {
-			werr = s.env.Attempts.Write(s.runCtx, batch...)
+			werr = s.env.Attempts.Write(s.runCtx, row)
 		} else {
 			after := durable()
-			if werr = s.env.Attempts.WriteThen(s.runCtx, after, batch...); werr != nil {
+			if werr = s.env.Attempts.WriteThen(s.runCtx, after, row); werr != nil {
 				after(false)
 			}
 		}
-		batch = nil
+		// A fresh slice per row: the writer keeps the one it is given.
+		row.FileEvents = nil
 	}
 	view.each(func(m eventMeta) {
 		if werr != nil {
 			return
 		}
-		if batch == nil {
-			batch = make([]catalog.Attempt, 0, attemptBatch)
+		if row.FileEvents == nil {
+			row.FileEvents = make([]catalog.FileEvent, 0, min(fileRowEvents, len(view.buf)/minMetaBytes+1))
 		}
-		a := base
-		a.EventID, a.EventName, a.DomainEntityID, a.DomainEntityType = m.EventID, m.Name, m.DomainEntityID, m.DomainEntityType
-		batch = append(batch, a)
-		if len(batch) == attemptBatch {
+		row.FileEvents = append(row.FileEvents, catalog.FileEvent{EventID: m.EventID, DomainEntityID: m.DomainEntityID,
+			DomainEntityType: m.DomainEntityType, EventName: m.Name})
+		if len(row.FileEvents) == fileRowEvents {
 			flush()
 		}
 	})
-	if werr == nil && len(batch) > 0 {
+	if werr == nil && len(row.FileEvents) > 0 {
 		flush()
 	}
 	if werr != nil {
@@ -110,3 +118,7 @@ func (s *Sink) writeAttempts(f *file, view metaView, base catalog.Attempt, durab
 	}
 	return nil
 }
+
+// minMetaBytes is the fewest bytes an event takes in a metaLog (a UUID and
+// four one-byte lengths or indexes).
+const minMetaBytes = 21

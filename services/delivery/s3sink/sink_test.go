@@ -120,7 +120,10 @@ func TestDeliver(t *testing.T) {
 				t.Fatalf("done=%d interrupts=%v logs=%v", len(done), interrupts, logs)
 			}
 			if len(attempts) != len(recs) {
-				t.Fatalf("%d attempt rows, want %d", len(attempts), len(recs))
+				t.Fatalf("%d attempts, want %d", len(attempts), len(recs))
+			}
+			if n := len(c.rowsWritten()); n != 1 {
+				t.Fatalf("%d attempt rows, want one for the file (issue 11)", n)
 			}
 			for _, a := range attempts {
 				if a.Status != catalog.AttemptSuccess || a.Target != catalog.TargetS3 || a.Filename != objs[0].Key ||
@@ -577,5 +580,48 @@ func TestCloseAbortsAnUploadWhoseCreationAnswerWasLost(t *testing.T) {
 	ups, err := client.ListMultipartUploads(context.Background(), &s3.ListMultipartUploadsInput{Bucket: aws.String("lost-create")})
 	if err != nil || len(ups.Uploads) != 0 {
 		t.Fatalf("uploads after Close = %v, %v; want none", ups.Uploads, err)
+	}
+}
+
+// A file's SUCCESS attempts are rows of at most FileRowEvents events each,
+// together the file's events in the order of its lines (issue 11: one row
+// per event was more than Postgres could write).
+func TestAttemptRowsPerFile(t *testing.T) {
+	srv := startS3(t)
+	c := &core{}
+	cfg := testConfig(srv.URL())
+	cfg.MaxFileBytes = 64 << 20 // one file
+	s := newSink(t, factory(t, cfg), c, integration("rows", "", "k", "s"))
+	recs := makeRecords(2*s3sink.FileRowEvents+17, 1)
+	deliverAll(t, s, recs)
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rows := c.rowsWritten()
+	if len(rows) != 3 {
+		t.Fatalf("%d attempt rows for %d events, want 3", len(rows), len(recs))
+	}
+	var ids []string // domain entity ids, unique per record ("e-<n>")
+	for _, r := range rows {
+		if len(r.FileEvents) == 0 || len(r.FileEvents) > s3sink.FileRowEvents || r.Filename != rows[0].Filename ||
+			r.Status != catalog.AttemptSuccess || r.EventID != "" {
+			t.Fatalf("row of %d events, file %q, status %s, event %q", len(r.FileEvents), r.Filename, r.Status, r.EventID)
+		}
+		for _, e := range r.FileEvents {
+			ids = append(ids, e.DomainEntityID)
+		}
+	}
+	objs := readAll(t, newClient(srv.URL(), "k", "s", "eu-west-1"), "rows")
+	if len(objs) != 1 {
+		t.Fatalf("%d objects, want 1", len(objs))
+	}
+	lines := strings.Split(strings.TrimSuffix(string(objs[0].Body), "\n"), "\n")
+	if len(lines) != len(ids) {
+		t.Fatalf("%d lines, %d events in attempt rows", len(lines), len(ids))
+	}
+	for i, l := range lines {
+		if !strings.Contains(l, `"`+ids[i]+`"`) {
+			t.Fatalf("line %d %.80s is not event %s: rows out of file order", i, l, ids[i])
+		}
 	}
 }

@@ -115,14 +115,15 @@ func readObject(path string) ([]observation, error) {
 type rowCounts struct{ success, failure int }
 
 // attemptRows reads the run's publish_attempts: integration key → event id
-// → rows.
+// → rows, an S3 file's row counting once for each event it holds.
 func attemptRows(ctx context.Context, sys *system) (map[string]map[string]rowCounts, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	rows, err := sys.pool.Query(ctx, `
-		SELECT tenant || '/' || integration_id, event_id::text,
+		SELECT tenant || '/' || integration_id, e.id::text,
 		       count(*) FILTER (WHERE status = $2), count(*) FILTER (WHERE status <> $2)
-		FROM publish_attempts WHERE tenant = ANY($1) GROUP BY 1, 2`, sys.tenants, catalog.AttemptSuccess)
+		FROM publish_attempts p CROSS JOIN LATERAL unnest(coalesce(p.event_ids, ARRAY[p.event_id])) AS e(id)
+		WHERE tenant = ANY($1) GROUP BY 1, 2`, sys.tenants, catalog.AttemptSuccess)
 	if err != nil {
 		return nil, err
 	}
