@@ -91,5 +91,7 @@
 // nothing is dropped); anything else is retried with exponential backoff and
 // jitter (pkg/backoff), logging retry_triggered, until MaxRetries retries failed: then
 // the integration stops and the record stays uncommitted, so a _start resumes
-// with it. Every attempt is one publish_attempts row, written in batches.
+// with it. Every webhook attempt is one publish_attempts row, written in
+// batches; an S3 file attempt is one row per up to 2,000 of its events, with
+// the events' ids and names as arrays (see package s3sink and catalog).
 package delivery
