@@ -231,7 +231,10 @@ func (s *webhookSink) enqueue(j *job) {
 // spawn starts a worker when more jobs are queued than workers are idle and
 // fewer workers run than the concurrency limit. s.poolMu is held.
 func (s *webhookSink) spawn() {
-	if limit, _ := s.lim.current(); len(s.ready) > s.idle && s.running < limit {
+	if len(s.ready) <= s.idle {
+		return // the common case, decided without the limiter's lock
+	}
+	if limit, _ := s.lim.current(); s.running < limit {
 		s.running++
 		s.idle++
 		s.workers.Add(1)
@@ -249,11 +252,17 @@ func (s *webhookSink) work() {
 	// hardCtx itself would contend for its lock on every request.
 	wctx, cancel := context.WithCancel(s.hardCtx)
 	defer cancel()
-	idle := time.NewTimer(s.idleAfter)
+	// The idle timer ticks rather than being reset for every job (a timer
+	// update per request): a worker exits on a tick that finds it took no
+	// job since the previous one, between idleAfter and twice that after
+	// its last job.
+	idle := time.NewTicker(s.idleAfter)
 	defer idle.Stop()
+	worked := false
 	for {
 		select {
 		case j := <-s.ready:
+			worked = true
 			s.poolMu.Lock()
 			s.idle--
 			s.spawn() // more queued: the next worker starts now, not after this attempt
@@ -267,8 +276,11 @@ func (s *webhookSink) work() {
 			}
 			s.idle++
 			s.poolMu.Unlock()
-			idle.Reset(s.idleAfter)
 		case <-idle.C:
+			if worked {
+				worked = false
+				continue
+			}
 			s.poolMu.Lock()
 			// A job queued before the lock was taken counted on this
 			// worker (enqueue saw it idle): it stays for the job.
@@ -279,7 +291,6 @@ func (s *webhookSink) work() {
 				return
 			}
 			s.poolMu.Unlock()
-			idle.Reset(s.idleAfter)
 		case <-s.runCtx.Done():
 			s.poolMu.Lock()
 			s.running--
