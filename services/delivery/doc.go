@@ -79,8 +79,10 @@
 // Records wait in a bounded window (MaxInFlight records, MaxInFlightBytes of
 // bodies) until their outcome is final; those whose attempt row is still on
 // its way to the catalog are bounded by the attempt writer's queue instead,
-// and are committed only once the row is stored. A fixed pool of workers
-// attempts them under an adaptive (AIMD) concurrency limit that starts at
+// and are committed only once the row is stored. Workers, started on demand
+// up to the limit and gone after a few idle seconds (an integration at a few
+// events a second holds one goroutine, not MaxConcurrency),
+// attempt them under an adaptive (AIMD) concurrency limit that starts at
 // InitialConcurrency, grows while 2xx answers come fast (doubling per round
 // trip until the first congestion), halves on 429, 5xx, timeouts and
 // connection errors, and pauses for Retry-After. Requests go over one shared transport with keep-alive

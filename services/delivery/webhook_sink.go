@@ -30,11 +30,15 @@ type RejectedStore interface {
 //
 // Records wait in a bounded window (MaxInFlight) until their outcome is
 // final (not until its attempt row is stored): Deliver blocks while it is
-// full. A fixed pool of MaxConcurrency workers takes records from the ready
-// queue; each attempt first takes a slot of the adaptive limiter, so the
-// number of concurrent requests follows the endpoint's health. A failed
-// record waits for its retry on a timer, outside the workers, still holding
-// its window slot.
+// full. Workers take records from the ready queue; each attempt first takes
+// a slot of the adaptive limiter, so the number of concurrent requests
+// follows the endpoint's health. Workers start on demand, never more than
+// the limit, and exit after workerIdle without a record (see enqueue and
+// work): a worker process holds thousands of sinks, most of them at a few
+// events a second, and a fixed pool of MaxConcurrency goroutines each made
+// their stacks most of its memory and its GC pauses. A failed record waits
+// for its retry on a timer, outside the workers, still holding its window
+// slot.
 type webhookSink struct {
 	cfg      Config
 	env      SinkEnv
@@ -62,8 +66,17 @@ type webhookSink struct {
 	// (attempt rows, logs) of attempts in progress.
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
-	workers    sync.WaitGroup
 	stopped    atomic.Bool
+
+	// The workers: poolMu guards the counts and halted. A job in the ready
+	// queue is always taken by a worker that is running (see enqueue), or
+	// abandoned once the sink halted.
+	poolMu    sync.Mutex
+	running   int  // workers started and not exited
+	idle      int  // of those, waiting for a job (a new one counts as idle)
+	halted    bool // Close or interrupt: no worker starts after it
+	idleAfter time.Duration
+	workers   sync.WaitGroup
 
 	// Flush bookkeeping: every handed-over record gets a sequence number;
 	// fin tracks which are finished (done or abandoned).
@@ -99,14 +112,16 @@ func newWebhookSink(cfg Config, env SinkEnv, sender *webhook.Sender, rejected Re
 		shared: shared,
 		ready:  make(chan *job, cfg.MaxInFlight),
 		runCtx: runCtx, stop: stop, hardCtx: hardCtx, hardCancel: hardCancel,
-		fin: newTracker(),
-	}
-	for range cfg.MaxConcurrency {
-		s.workers.Add(1)
-		go s.work()
+		fin: newTracker(), idleAfter: workerIdle,
 	}
 	return s
 }
+
+// workerIdle is how long a worker waits for a job before it exits: long
+// enough that an integration at one event a second keeps one worker and a
+// burst's workers are reused by the next, short enough that a sink holds no
+// goroutine for long once its traffic stops.
+const workerIdle = 5 * time.Second
 
 // Deliver implements Sink.
 func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
@@ -133,7 +148,7 @@ func (s *webhookSink) Deliver(ctx context.Context, r *Record) error {
 	s.nextSeq++
 	s.fin.add(j.seq, r.Timestamp)
 	s.seqMu.Unlock()
-	s.ready <- j
+	s.enqueue(j)
 	return nil
 }
 
@@ -166,7 +181,7 @@ func (s *webhookSink) Flush(ctx context.Context) error {
 // progress finish (within the attempt timeout) unless ctx ends first.
 func (s *webhookSink) Close(ctx context.Context) error {
 	s.stopped.Store(true)
-	s.stop()
+	s.halt()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	select {
@@ -184,33 +199,126 @@ func (s *webhookSink) interrupt(cause StopCause, reason string) {
 	if s.stopped.CompareAndSwap(false, true) {
 		s.env.Interrupt(cause, reason)
 	}
-	s.stop()
+	s.halt()
 	s.notifyWaiters()
 }
 
+// halt ends runCtx: the workers abandon what is queued and exit, and none
+// starts after it (so Close's wait for them sees every one).
+func (s *webhookSink) halt() {
+	s.poolMu.Lock()
+	s.halted = true
+	s.poolMu.Unlock()
+	s.stop()
+}
+
+// enqueue makes j ready and sees that a worker takes it: an idle one, a new
+// one while fewer than the limit run, or else one of the running workers
+// once it finishes its attempt. After halt nobody would, so the caller
+// abandons what is queued itself.
+func (s *webhookSink) enqueue(j *job) {
+	s.ready <- j // capacity MaxInFlight, one per window slot: never blocks
+	s.poolMu.Lock()
+	if s.halted {
+		s.poolMu.Unlock()
+		s.abandonQueued()
+		return
+	}
+	s.spawn()
+	s.poolMu.Unlock()
+}
+
+// spawn starts a worker when more jobs are queued than workers are idle and
+// fewer workers run than the concurrency limit. s.poolMu is held.
+func (s *webhookSink) spawn() {
+	if len(s.ready) <= s.idle {
+		return // the common case, decided without the limiter's lock
+	}
+	if limit, _ := s.lim.current(); s.running < limit {
+		s.running++
+		s.idle++
+		s.workers.Add(1)
+		go s.work()
+	}
+}
+
+// work takes jobs until the sink halts, it was idle for idleAfter, or more
+// workers run than the limit (which shrank on congestion). It is counted
+// idle while it waits in the select.
 func (s *webhookSink) work() {
 	defer s.workers.Done()
 	// Each worker's requests hang off a context of its own: a request's
-	// timeout registers with its parent, and 64 workers registering with
+	// timeout registers with its parent, and many workers registering with
 	// hardCtx itself would contend for its lock on every request.
 	wctx, cancel := context.WithCancel(s.hardCtx)
 	defer cancel()
+	// The idle timer ticks rather than being reset for every job (a timer
+	// update per request): a worker exits on a tick that finds it took no
+	// job since the previous one, between idleAfter and twice that after
+	// its last job.
+	idle := time.NewTicker(s.idleAfter)
+	defer idle.Stop()
+	worked := false
 	for {
 		select {
 		case j := <-s.ready:
+			worked = true
+			s.poolMu.Lock()
+			s.idle--
+			s.spawn() // more queued: the next worker starts now, not after this attempt
+			s.poolMu.Unlock()
 			s.attempt(wctx, j)
-		case <-s.runCtx.Done():
-			// Whatever is still queued is abandoned (never Done).
-			for {
-				select {
-				case j := <-s.ready:
-					s.finish(j)
-				default:
-					return
-				}
+			s.poolMu.Lock()
+			if limit, _ := s.lim.current(); s.running > limit {
+				s.running--
+				s.poolMu.Unlock()
+				return
 			}
+			s.idle++
+			s.poolMu.Unlock()
+		case <-idle.C:
+			if worked {
+				worked = false
+				continue
+			}
+			s.poolMu.Lock()
+			// A job queued before the lock was taken counted on this
+			// worker (enqueue saw it idle): it stays for the job.
+			if len(s.ready) == 0 {
+				s.running--
+				s.idle--
+				s.poolMu.Unlock()
+				return
+			}
+			s.poolMu.Unlock()
+		case <-s.runCtx.Done():
+			s.poolMu.Lock()
+			s.running--
+			s.idle--
+			s.poolMu.Unlock()
+			s.abandonQueued()
+			return
 		}
 	}
+}
+
+// abandonQueued finishes whatever is queued, never Done: the sink halted.
+func (s *webhookSink) abandonQueued() {
+	for {
+		select {
+		case j := <-s.ready:
+			s.finish(j)
+		default:
+			return
+		}
+	}
+}
+
+// workerCount reports the workers running and, of those, the idle ones.
+func (s *webhookSink) workerCount() (running, idle int) {
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	return s.running, s.idle
 }
 
 // live reports whether j may still be attempted.
@@ -410,7 +518,7 @@ func (s *webhookSink) retry(j *job, res webhook.Result) {
 	j.timer = time.AfterFunc(time.Hour, func() {
 		j.unwatch[0]()
 		j.unwatch[1]()
-		s.ready <- j
+		s.enqueue(j)
 	})
 	j.timer.Stop()
 	abandon := func() {
