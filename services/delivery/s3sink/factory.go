@@ -68,15 +68,16 @@ func (f *Factory) newSink(env delivery.SinkEnv) (*Sink, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Sink{
-		cfg:     f.cfg,
-		env:     env,
-		in:      in,
-		client:  f.clients.get(in),
-		buffers: f.buffers,
-		log:     f.log.With("tenant", in.Tenant, "integration", in.ID, "bucket", in.S3.Bucket),
-		metrics: f.metrics,
-		runCtx:  ctx,
-		cancel:  cancel,
-		lock:    make(chan struct{}, 1),
+		cfg:        f.cfg,
+		env:        env,
+		in:         in,
+		client:     f.clients.get(in),
+		buffers:    f.buffers,
+		log:        f.log.With("tenant", in.Tenant, "integration", in.ID, "bucket", in.S3.Bucket),
+		metrics:    f.metrics,
+		runCtx:     ctx,
+		cancel:     cancel,
+		lock:       make(chan struct{}, 1),
+		completing: make(chan struct{}, maxCompleting),
 	}, nil
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/eventstream/eventstream/services/delivery"
 )
 
-// file is the open export file. While a part upload is in flight (inflight
+// file is an export file, open (the sink's file) or sealed (owned by its
+// completion goroutine). While a part upload is in flight (inflight
 // != nil) its goroutine owns uploadID, parts, minRetries and aborted; the
 // lock holder touches them only after wait.
 type file struct {
@@ -62,7 +63,7 @@ func (s *Sink) expire(f *file) {
 	if s.file != f {
 		return
 	}
-	if err := s.finish(f); err != nil && !isStop(err) {
+	if err := s.seal(s.runCtx, f); err != nil && !isStop(err) {
 		s.log.Warn("closing S3 file on age", "key", f.key, "err", err)
 	}
 }

@@ -46,16 +46,6 @@ func (s *Sink) report(f *file, stored time.Time) error {
 	return nil
 }
 
-// waitReported waits for the previous stored file's report. The lock is held.
-func (s *Sink) waitReported() error {
-	if s.reporting == nil {
-		return nil
-	}
-	err := <-s.reporting
-	s.reporting = nil
-	return err
-}
-
 // fileRowEvents caps the events of one attempt row. A file of more events
 // is stored as several rows, each a run of the file's events in order, so
 // neither the sink nor a COPY holds a whole large file's events at once (a

@@ -6,14 +6,17 @@
 // Config.MaxFileAge after it started, whichever comes first; no event, no file.
 // An open file is streamed as a multipart upload: a full part uploads in the
 // background while the next one fills, never the whole file in memory; files
-// that end smaller than a part are written with one PutObject.
+// that end smaller than a part are written with one PutObject. A closed
+// file is sealed and completed (last part, Complete, attempt rows, Done) in
+// the background while the next file fills, at most maxCompleting at once.
 //
 // Memory: part buffers are 1 MiB chunks lent by a pool shared by every sink
 // of a Factory (a worker), so a quiet file holds one chunk and a full part
 // is never copied to grow. While the chunks lent out exceed
 // Config.BufferBytes (at most a quarter of GOMEMLIMIT), files ship parts at
 // S3's minimum size and wait for their previous part before buffering more:
-// about one minimum part per writing file. A record is let go as soon as its
+// about one minimum part per writing file, plus up to two parts of each
+// sealed file still completing. A record is let go as soon as its
 // line is in a part; a file keeps its records as runs of offsets (for Done)
 // and a few dozen bytes per event for its attempt rows.
 //
@@ -77,13 +80,26 @@ type Sink struct {
 	stopped   atomic.Bool // interrupted
 
 	// lock is a one-slot semaphore (a mutex callers can stop waiting for)
-	// held while a record is appended and while a file is completed.
+	// held while a record is appended and while a file is sealed.
 	lock chan struct{}
 	// Guarded by lock:
-	file      *file
-	line      []byte     // scratch for one encoded event
-	reporting chan error // the stored file whose attempts and Done are being reported, if any
+	file *file
+	line []byte // scratch for one encoded event
+
+	// completing holds a slot per sealed file being completed in the
+	// background (last part, Complete, attempt rows, Done): Deliver waits
+	// only when maxCompleting files are, and Flush and Close take every
+	// slot to wait for them all.
+	completing  chan struct{}
+	errMu       sync.Mutex
+	completeErr error // the latest failed completion's error, for Flush
 }
+
+// maxCompleting is how many sealed files of one sink may be completing in
+// the background at once: enough that Deliver fills the next file while
+// the previous one's last part and Complete round trip (issue 11), few
+// enough that only that many files' parts and event metadata wait in memory.
+const maxCompleting = 2
 
 func (s *Sink) acquire(ctx context.Context) error {
 	select {
@@ -104,9 +120,10 @@ func (s *Sink) release() { <-s.lock }
 
 // Deliver appends r to the open file (starting one if needed). A full part
 // is uploaded in the background while the next one fills, and a full file is
-// completed in the background; Deliver blocks (backpressure) when the next
-// part is full while the previous one still uploads, and while a file is
-// being completed. Every wait ends with ctx, and then r is not taken.
+// sealed and completed in the background while the next file fills; Deliver
+// blocks (backpressure) when the next part is full while the previous one
+// still uploads, and when maxCompleting files are still being completed.
+// Every wait ends with ctx, and then r is not taken.
 func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
 	for {
 		if err := s.acquire(ctx); err != nil {
@@ -125,22 +142,20 @@ func (s *Sink) Deliver(ctx context.Context, r *delivery.Record) error {
 		s.line = append(events.AppendBody(s.line[:0], r.Event), '\n')
 		f := s.file
 		if f != nil && f.size+int64(len(s.line)) > s.cfg.MaxFileBytes {
-			// r starts the next file once this one is stored.
+			// r starts the next file.
 			f.closedFull = true
-			s.finishAsync(f)
+			err := s.seal(ctx, f)
+			s.release()
+			if err != nil {
+				return err
+			}
 			continue
 		}
 		err := s.add(ctx, r)
-		if errors.Is(err, errFinishing) {
-			return nil
-		}
 		s.release()
 		return err
 	}
 }
-
-// errFinishing tells Deliver that add handed the lock to a file completion.
-var errFinishing = errors.New("s3 sink: completing a file")
 
 // add puts the encoded line of r into the open file. The lock is held.
 func (s *Sink) add(ctx context.Context, r *delivery.Record) error {
@@ -178,59 +193,64 @@ func (s *Sink) add(ctx context.Context, r *delivery.Record) error {
 	}
 	if f.size >= s.cfg.MaxFileBytes {
 		f.closedFull = true
-		s.finishAsync(f)
-		return errFinishing
+		if err := s.seal(ctx, f); err != nil && !errors.Is(err, ctx.Err()) {
+			return err
+		}
+		// r is taken either way: if ctx ended first, the full file stays
+		// open and the next Deliver seals it.
 	}
 	return nil
 }
 
-// finishAsync completes f in the background; the lock, held by the caller,
-// passes to that goroutine, which releases it when f is stored (or failed).
-func (s *Sink) finishAsync(f *file) {
-	go func() {
-		defer s.release()
-		if err := s.finish(f); err != nil && !isStop(err) {
-			s.log.Warn("completing S3 file", "key", f.key, "err", err)
-		}
-	}()
-}
-
-// Flush completes the open file now and waits until its records are Done.
-// If ctx ends first it returns ctx's error; the upload goes on and its
-// records become Done when it completes.
+// Flush completes the open file now and waits until its records, and those
+// of every file sealed before, are Done. If ctx ends first it returns ctx's
+// error; the uploads go on and their records become Done when they complete.
 func (s *Sink) Flush(ctx context.Context) error {
 	if err := s.acquire(ctx); err != nil {
 		return err
 	}
-	done := make(chan error, 1)
-	go func() {
-		defer s.release()
-		if f := s.file; f != nil {
-			if err := s.finish(f); err != nil {
-				done <- err
-				return
-			}
+	defer s.release()
+	if f := s.file; f != nil {
+		if err := s.seal(ctx, f); err != nil {
+			return err
 		}
-		if err := s.waitReported(); err != nil {
-			done <- err
-			return
-		}
-		if s.stopped.Load() {
-			done <- ErrInterrupted
-			return
-		}
-		done <- nil
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	if err := s.waitCompleted(ctx); err != nil {
+		return err
+	}
+	if s.stopped.Load() {
+		return ErrInterrupted
+	}
+	s.errMu.Lock()
+	err := s.completeErr
+	s.completeErr = nil
+	s.errMu.Unlock()
+	return err
 }
 
-// Close aborts the open file's upload (its records are not Done and will be
-// redelivered) and stops every retry in progress.
+// waitCompleted waits until no sealed file is being completed, by taking
+// every completion slot; the lock is held, so no file is sealed meanwhile.
+func (s *Sink) waitCompleted(ctx context.Context) error {
+	taken := 0
+	defer func() {
+		for range taken {
+			<-s.completing
+		}
+	}()
+	for taken < cap(s.completing) {
+		select {
+		case s.completing <- struct{}{}:
+			taken++
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close aborts the open file's upload and those of sealed files still being
+// completed (their records are not Done and will be redelivered), stops every
+// retry in progress, and waits for the background completions to end.
 func (s *Sink) Close(ctx context.Context) error {
 	s.closeOnce.Do(s.cancel)
 	select {
@@ -239,35 +259,34 @@ func (s *Sink) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	defer s.release()
-	if s.reporting != nil {
-		select {
-		case err := <-s.reporting: // quick: runCtx is cancelled
-			if err != nil && !errors.Is(err, errClosed) {
-				s.log.Warn("reporting a stored file while closing", "err", err)
+	var err error
+	if f := s.file; f != nil {
+		s.file = nil
+		f.timer.Stop()
+		f.buf.release(s.buffers)
+		if f.inflight != nil {
+			select {
+			case err := <-f.inflight: // quick: runCtx is cancelled
+				if err != nil && !isStop(err) {
+					s.log.Warn("uploading a part while closing", "key", f.key, "err", err)
+				}
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-		case <-ctx.Done():
-			return ctx.Err()
+			f.inflight = nil
 		}
-		s.reporting = nil
+		err = s.abandon(ctx, f)
 	}
-	f := s.file
-	if f == nil {
-		return nil
+	// Quick: runCtx is cancelled, so each completion only aborts its upload.
+	if werr := s.waitCompleted(ctx); werr != nil {
+		return werr
 	}
-	s.file = nil
-	f.timer.Stop()
-	f.buf.release(s.buffers)
-	if f.inflight != nil {
-		select {
-		case err := <-f.inflight: // quick: runCtx is cancelled
-			if err != nil && !isStop(err) {
-				s.log.Warn("uploading a part while closing", "key", f.key, "err", err)
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		f.inflight = nil
-	}
+	return err
+}
+
+// abandon aborts f's multipart upload, if it has one, within
+// RequestTimeout even when ctx has ended. Its parts' uploads have ended.
+func (s *Sink) abandon(ctx context.Context, f *file) error {
 	if f.aborted || (f.uploadID == "" && !f.creating) {
 		return nil
 	}

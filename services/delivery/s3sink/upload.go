@@ -48,8 +48,8 @@ func (s *Sink) ship(f *file) error {
 }
 
 // uploadPart stores p as part n of f's multipart upload (starting the
-// upload for part 1). Run by the part's goroutine, or by the lock holder
-// for the last part.
+// upload for part 1). Run by the part's goroutine, or by f's completion
+// goroutine for the last part.
 func (s *Sink) uploadPart(f *file, n int32, p *part, view metaView) error {
 	if f.uploadID == "" {
 		f.creating = true
@@ -84,19 +84,59 @@ func (s *Sink) uploadPart(f *file, n int32, p *part, view metaView) error {
 	return nil
 }
 
-// finish stores f completely, then (in the background) writes its SUCCESS
-// attempts and marks its records Done.
-func (s *Sink) finish(f *file) error {
-	f.timer.Stop()
-	if err := s.wait(f); err != nil {
-		return s.failed(f, err)
+// seal closes f for writing and completes it in the background: the sink
+// moves on to a new file at once. It waits (ctx, Close) only while
+// maxCompleting files are still completing. The lock is held.
+func (s *Sink) seal(ctx context.Context, f *file) error {
+	select {
+	case s.completing <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.runCtx.Done():
+		return errClosed
 	}
-	var (
-		err    error
-		stored time.Time
-		bucket = aws.String(s.in.S3.Bucket)
-		key    = aws.String(f.key)
-	)
+	f.timer.Stop()
+	s.file = nil
+	go func() {
+		defer func() { <-s.completing }()
+		if err := s.complete(f); err != nil && !isStop(err) {
+			s.log.Warn("completing S3 file", "key", f.key, "err", err)
+			s.errMu.Lock()
+			s.completeErr = err
+			s.errMu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// complete stores the sealed file f (its part in flight, its last part and
+// the Complete, or one PutObject), then writes its SUCCESS attempts and
+// marks its records Done. Run by f's completion goroutine, which owns f.
+// Files complete independently: the core commits per partition only the
+// contiguous Done prefix, so a later file done first commits nothing early.
+func (s *Sink) complete(f *file) error {
+	stored, err := s.store(f)
+	f.buf.release(s.buffers)
+	if err != nil {
+		if errors.Is(err, errClosed) {
+			// Close cancelled the requests: abort the upload so no parts
+			// are left behind; the records are redelivered.
+			if aerr := s.abandon(context.Background(), f); aerr != nil {
+				s.log.Warn("aborting S3 upload while closing", "key", f.key, "err", aerr)
+			}
+		}
+		return err
+	}
+	s.recordStored(f)
+	return s.report(f, stored)
+}
+
+// store uploads what is left of f and completes its object.
+func (s *Sink) store(f *file) (stored time.Time, err error) {
+	if err := s.wait(f); err != nil {
+		return stored, err
+	}
+	bucket, key := aws.String(s.in.S3.Bucket), aws.String(f.key)
 	if f.uploadID == "" {
 		// Smaller than a part: one request.
 		err = s.try(f, f.meta.since(0), func(ctx context.Context) error {
@@ -107,42 +147,26 @@ func (s *Sink) finish(f *file) error {
 			})
 			return err
 		})
-	} else {
-		if f.buf.size > 0 {
-			err = s.uploadPart(f, int32(len(f.parts)+1), &f.buf, f.meta.since(f.partMeta))
-		}
-		if err == nil {
-			err = s.try(f, f.meta.since(0), func(ctx context.Context) error {
-				stored = time.Now()
-				_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-					Bucket: bucket, Key: key, UploadId: aws.String(f.uploadID),
-					MultipartUpload: &types.CompletedMultipartUpload{Parts: f.parts},
-				})
-				if err != nil && describe(err, false).uploadLost() && s.exists(ctx, f) {
-					// An earlier Complete did succeed; only its answer was lost.
-					return nil
-				}
-				return err
-			})
+		return stored, err
+	}
+	if f.buf.size > 0 {
+		if err := s.uploadPart(f, int32(len(f.parts)+1), &f.buf, f.meta.since(f.partMeta)); err != nil {
+			return stored, err
 		}
 	}
-	if err != nil {
-		return s.failed(f, err)
-	}
-	s.file = nil
-	f.buf.release(s.buffers)
-	s.recordStored(f)
-
-	// Attempt rows and Done are reported in the background while the next
-	// file fills (the attempt writer may be slow; it applies backpressure),
-	// one stored file at a time so only one file's records wait in memory.
-	if err := s.waitReported(); err != nil {
+	err = s.try(f, f.meta.since(0), func(ctx context.Context) error {
+		stored = time.Now()
+		_, err := s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket: bucket, Key: key, UploadId: aws.String(f.uploadID),
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: f.parts},
+		})
+		if err != nil && describe(err, false).uploadLost() && s.exists(ctx, f) {
+			// An earlier Complete did succeed; only its answer was lost.
+			return nil
+		}
 		return err
-	}
-	done := make(chan error, 1)
-	s.reporting = done
-	go func() { done <- s.report(f, stored) }()
-	return nil
+	})
+	return stored, err
 }
 
 // exists reports whether f's object is stored with f's size.
