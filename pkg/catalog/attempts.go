@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -486,31 +487,14 @@ func attemptValues(a *Attempt) []any {
 // (an event id comes from a record; a malformed one must not make the whole
 // batch fail).
 func eventUUID(id string) [16]byte {
-	var u [16]byte
 	if !IsUUID(id) {
-		return u
+		return uuid.Nil
 	}
-	j := 0
-	for i := 0; i < len(id); i += 2 {
-		if id[i] == '-' { // at 8, 13, 18 and 23 only (IsUUID)
-			i++
-		}
-		u[j] = unhex(id[i])<<4 | unhex(id[i+1])
-		j++
+	u, err := uuid.Parse(id) // no allocation for a valid id
+	if err != nil {
+		return uuid.Nil
 	}
 	return u
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10
-	}
-	return 0
 }
 
 // nilUUID stands in for an event id Postgres refused in a row's safe form.

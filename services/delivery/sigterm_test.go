@@ -42,6 +42,8 @@ func (e *env) assignment(group string) map[string]int {
 // worker gets every partition at once, not after the (long) session timeout.
 func TestSIGTERMedWorkerProcessDrainsAndHandsOver(t *testing.T) {
 	e := newEnv(t, 3)
+	// The endpoint's latency (not a wait for a condition): deliveries are
+	// still in flight when the SIGTERM lands.
 	rcv := newReceiver(t, func(string, int) int { time.Sleep(2 * time.Millisecond); return http.StatusOK })
 	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
 	const drain = 10 * time.Second
