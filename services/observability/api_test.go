@@ -39,26 +39,7 @@ func TestListFilters(t *testing.T) {
 	e.write(fixtures("other", 60)...) // same integration ids, another tenant
 	tok := e.token("acme")
 
-	type tc struct {
-		name   string
-		params url.Values
-		filter Filter
-	}
-	cases := []tc{{name: "none", params: url.Values{}}}
-	for i, a := range filterCases {
-		v := url.Values{a.param: {a.value}}
-		var f Filter
-		a.apply(&f)
-		cases = append(cases, tc{a.param, v, f})
-		for _, b := range filterCases[i+1:] {
-			v := url.Values{a.param: {a.value}, b.param: {b.value}}
-			var f Filter
-			a.apply(&f)
-			b.apply(&f)
-			cases = append(cases, tc{a.param + "+" + b.param, v, f})
-		}
-	}
-	for _, c := range cases {
+	for _, c := range filterCombinations() {
 		t.Run(c.name, func(t *testing.T) {
 			want := expected(acme, c.filter)
 			if c.name != "none" && len(want) == 0 {
@@ -75,6 +56,31 @@ func TestListFilters(t *testing.T) {
 			}
 		})
 	}
+}
+
+// filterQuery is a query string and the filter it means.
+type filterQuery struct {
+	name   string
+	params url.Values
+	filter Filter
+}
+
+// filterCombinations is no filter, every filter of filterCases alone and
+// every pair of them.
+func filterCombinations() []filterQuery {
+	cases := []filterQuery{{name: "none", params: url.Values{}}}
+	for i, a := range filterCases {
+		var f Filter
+		a.apply(&f)
+		cases = append(cases, filterQuery{a.param, url.Values{a.param: {a.value}}, f})
+		for _, b := range filterCases[i+1:] {
+			var f Filter
+			a.apply(&f)
+			b.apply(&f)
+			cases = append(cases, filterQuery{a.param + "+" + b.param, url.Values{a.param: {a.value}, b.param: {b.value}}, f})
+		}
+	}
+	return cases
 }
 
 func mustTime(t testing.TB, s string) time.Time {

@@ -92,26 +92,7 @@ func TestFileRowsListedPerEvent(t *testing.T) {
 		}
 	}
 
-	type tc struct {
-		name   string
-		params url.Values
-		filter Filter
-	}
-	cases := []tc{{name: "none", params: url.Values{}}}
-	for i, a := range filterCases {
-		v := url.Values{a.param: {a.value}}
-		var f Filter
-		a.apply(&f)
-		cases = append(cases, tc{a.param, v, f})
-		for _, b := range filterCases[i+1:] {
-			v := url.Values{a.param: {a.value}, b.param: {b.value}}
-			var f Filter
-			a.apply(&f)
-			b.apply(&f)
-			cases = append(cases, tc{a.param + "+" + b.param, v, f})
-		}
-	}
-	for _, c := range cases {
+	for _, c := range filterCombinations() {
 		t.Run(c.name, func(t *testing.T) {
 			want := expected(evs, c.filter)
 			if c.name != "none" && len(want) == 0 {
