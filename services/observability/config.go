@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/eventstream/eventstream/pkg/auth"
+	"github.com/eventstream/eventstream/pkg/config"
 )
 
 // Defaults applied to zero Config fields.
@@ -24,8 +27,8 @@ const (
 type Config struct {
 	// Addr is the listen address of Run (OBSERVABILITY_ADDR).
 	Addr string
-	// DatabaseURL is the catalog's Postgres URL (DATABASE_URL); main opens the
-	// pool with it, the server receives the pool.
+	// DatabaseURL is the catalog's Postgres URL (DATABASE_URL); Run opens the
+	// pool with it (OpenPool), the server receives the pool.
 	DatabaseURL string
 	// Auth selects how bearer tokens are verified (AUTH_*).
 	Auth auth.Config
@@ -50,34 +53,37 @@ type Config struct {
 	Heartbeat time.Duration
 }
 
+// settings lists every variable of the service, one line each with its
+// default and meaning: ConfigFromEnv reads them, WithDefaults applies the
+// defaults to a Config built in code.
+func (c *Config) settings(s *config.Set) {
+	s.String(&c.Addr, "OBSERVABILITY_ADDR", DefaultAddr, "listen address (the API, the console, /healthz, /readyz, /metrics)")
+	s.String(&c.DatabaseURL, "DATABASE_URL", "", "the catalog's Postgres URL (required)")
+	s.PositiveDuration(&c.QueryTimeout, "OBSERVABILITY_QUERY_TIMEOUT", DefaultQueryTimeout, "bound of one list or summary query (not the export)")
+	s.PositiveDuration(&c.TailInterval, "OBSERVABILITY_TAIL_INTERVAL", DefaultTailInterval, "how often the live-tail poller reads new attempts while anyone listens")
+	s.PositiveDuration(&c.TailLookback, "OBSERVABILITY_TAIL_LOOKBACK", DefaultTailLookback, "how far back (by attempted_at) each poll looks for unseen rows")
+	s.PositiveInt(&c.TailBuffer, "OBSERVABILITY_TAIL_BUFFER", DefaultTailBuffer, "rows a live-tail client may lag behind before it is disconnected")
+	s.PositiveDuration(&c.Heartbeat, "OBSERVABILITY_HEARTBEAT", DefaultHeartbeat, "interval of the SSE heartbeat comment")
+	s.PositiveDuration(&c.ShutdownTimeout, "OBSERVABILITY_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout, "drain time for in-flight requests")
+}
+
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
-	if c.Addr == "" {
-		c.Addr = DefaultAddr
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if c.QueryTimeout == 0 {
-		c.QueryTimeout = DefaultQueryTimeout
-	}
-	if c.TailInterval == 0 {
-		c.TailInterval = DefaultTailInterval
-	}
-	if c.TailLookback == 0 {
-		c.TailLookback = DefaultTailLookback
-	}
-	if c.TailBuffer == 0 {
-		c.TailBuffer = DefaultTailBuffer
-	}
-	if c.Heartbeat == 0 {
-		c.Heartbeat = DefaultHeartbeat
-	}
+	c.settings(config.Defaults())
 	return c
 }
 
 // Validate checks the configuration before any connection opens.
 func (c Config) Validate() error {
+	if err := c.check(); err != nil {
+		return fmt.Errorf("observability config: %w", err)
+	}
+	return nil
+}
+
+// check is Validate's list of problems, joined, without the prefix, so that
+// ConfigFromEnv reports them together with the malformed variables.
+func (c Config) check() error {
 	var errs []error
 	if c.Addr == "" {
 		errs = append(errs, errors.New("OBSERVABILITY_ADDR is empty"))
@@ -108,53 +114,33 @@ func (c Config) Validate() error {
 	if err := c.Auth.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("observability config: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ConfigFromEnv reads the configuration through getenv (os.Getenv in main) and
-// validates it. It is the only place the service reads its environment.
+// validates it: every malformed or missing variable is reported at once,
+// before any connection opens. It is the only place the service reads its
+// environment.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{
-		Addr:        getenv("OBSERVABILITY_ADDR"),
-		DatabaseURL: getenv("DATABASE_URL"),
-		Auth:        auth.ConfigFromEnv(getenv),
-	}
-	var errs []error
-	durations := []struct {
-		name string
-		dst  *time.Duration
-	}{
-		{"OBSERVABILITY_SHUTDOWN_TIMEOUT", &c.ShutdownTimeout},
-		{"OBSERVABILITY_QUERY_TIMEOUT", &c.QueryTimeout},
-		{"OBSERVABILITY_TAIL_INTERVAL", &c.TailInterval},
-		{"OBSERVABILITY_TAIL_LOOKBACK", &c.TailLookback},
-		{"OBSERVABILITY_HEARTBEAT", &c.Heartbeat},
-	}
-	for _, d := range durations {
-		if v := getenv(d.name); v != "" {
-			p, err := time.ParseDuration(v)
-			if err != nil || p <= 0 {
-				errs = append(errs, fmt.Errorf("%s: %q is not a positive duration", d.name, v))
-			}
-			*d.dst = p
+	var c Config
+	s := config.FromEnv(getenv)
+	c.settings(s)
+	c.Auth = auth.ConfigFromEnv(getenv)
+	if c.DatabaseURL != "" {
+		// Parsed here, not first by OpenPool, so a malformed URL is reported
+		// with the other variables. pgconn's error masks the password.
+		if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+			s.Fail(fmt.Errorf("DATABASE_URL: %w", err))
 		}
 	}
-	if v := getenv("OBSERVABILITY_TAIL_BUFFER"); v != "" {
-		var n int
-		if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != v {
-			errs = append(errs, fmt.Errorf("OBSERVABILITY_TAIL_BUFFER: %q is not a positive integer", v))
-		}
-		c.TailBuffer = n
-	}
-	if err := errors.Join(errs...); err != nil {
-		return Config{}, fmt.Errorf("reading observability config: %w", err)
-	}
+	// A malformed variable left its field zero, so check sees its default
+	// and does not report it twice.
 	c = c.WithDefaults()
-	if err := c.Validate(); err != nil {
-		return Config{}, err
+	if err := c.check(); err != nil {
+		s.Fail(err)
+	}
+	if err := s.Err(); err != nil {
+		return Config{}, fmt.Errorf("reading observability config: %w", err)
 	}
 	return c, nil
 }

@@ -24,6 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testenv.RunAsProcess(Run) // the process tests re-execute this binary
 	// The export and the live tail are text bodies to kin-openapi.
 	for _, ct := range []string{MIMENDJSON, "text/event-stream"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)

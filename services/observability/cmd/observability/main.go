@@ -1,5 +1,6 @@
 // Command observability serves the observability API (see package
-// observability). Configuration comes from the environment.
+// observability); the console, /healthz, /readyz and /metrics share its port
+// (OBSERVABILITY_ADDR).
 package main
 
 import (
@@ -9,9 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/eventstream/eventstream/pkg/auth"
 	"github.com/eventstream/eventstream/pkg/buildinfo"
-	"github.com/eventstream/eventstream/pkg/telemetry"
 	"github.com/eventstream/eventstream/services/observability"
 )
 
@@ -23,37 +22,11 @@ func main() {
 		buildinfo.Print(os.Stdout, "observability", version)
 		return
 	}
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := observability.Run(ctx, os.Getenv)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "observability:", err)
 		os.Exit(1)
 	}
-}
-
-func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	cfg, err := observability.ConfigFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
-	tel, err := telemetry.Setup(ctx, telemetry.ConfigFromEnv("observability", os.Getenv))
-	if err != nil {
-		return err
-	}
-	defer tel.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // best effort flush at exit
-	pool, err := observability.OpenPool(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	srv, err := observability.New(cfg, pool, verifier)
-	if err != nil {
-		return err
-	}
-	srv.HandleMetrics(tel.MetricsHandler())
-	return srv.Run(ctx)
 }
