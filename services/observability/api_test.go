@@ -23,7 +23,8 @@ type filterCase struct {
 }
 
 var filterCases = []filterCase{
-	{"from", base.Add(24 * time.Hour).Format(time.RFC3339), func(f *Filter) { f.From = base.Add(24 * time.Hour) }},
+	// In lower case ("...t...z"), which RFC 3339 section 5.6 allows; "to" is in upper case.
+	{"from", strings.ToLower(base.Add(24 * time.Hour).Format(time.RFC3339)), func(f *Filter) { f.From = base.Add(24 * time.Hour) }},
 	{"to", base.Add(48 * time.Hour).In(time.FixedZone("CET", 3600)).Format(time.RFC3339), func(f *Filter) { f.To = base.Add(48 * time.Hour) }},
 	{"event_name", "order.created", func(f *Filter) { f.EventName = "order.created" }},
 	{"integration_id", "s3-export", func(f *Filter) { f.IntegrationID = "s3-export" }},
@@ -330,6 +331,8 @@ func TestBadRequests(t *testing.T) {
 		name, path, param string
 	}{
 		{"from not RFC 3339", "?from=2023-01-01", "from"},
+		{"from with a lower-case letter other than t and z", "?from=2023-01-01x00:00:00z", "from"},
+		{"to with the zone letter twice", "?to=2023-01-01T00:00:00zz", "to"},
 		{"from with unencoded plus", "?from=2023-01-01T00:00:00+01:00", "from"},
 		{"to not a date", "?to=yesterday", "to"},
 		{"to out of range", "?to=2023-13-01T00:00:00Z", "to"},
@@ -527,6 +530,8 @@ func TestExtremeWindows(t *testing.T) {
 		"from=0001-01-01T14:00:00%2B14:00",
 		"to=9999-12-31T11:59:59-12:00",
 		"from=2024-03-01T00:00:00Z&to=2024-03-01T00:00:00Z",
+		"from=0001-01-01t00:00:00z&to=9999-12-31t23:59:59.999999z", // lower case: RFC 3339 section 5.6
+		"from=2024-03-01t00:00:00.5%2B01:00&to=2024-03-01T00:00:00z",
 	} {
 		t.Run(q, func(t *testing.T) {
 			wantStatus(t, e.get(BasePath+"?"+q, tok), http.StatusOK)

@@ -180,7 +180,7 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
+	t, err := time.Parse(time.RFC3339Nano, upperRFC3339(s))
 	if u := t.UTC(); err != nil || u.Year() < 1 || u.Year() > 9999 {
 		// Also refused: an offset moving the instant out of years 1-9999
 		// in UTC, where the answers are written.
@@ -194,6 +194,21 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 	// Postgres keeps microseconds; round here so the bound means the same
 	// thing in SQL and in the live tail's in-memory filter.
 	return t.UTC().Truncate(time.Microsecond), nil
+}
+
+// upperRFC3339 writes the "t" separator and the "z" zone of an RFC 3339
+// date-time in upper case, the only case time.Parse accepts: RFC 3339
+// section 5.6 (NOTE) allows either. The date is fixed-width, so the
+// separator is the 11th byte; anything else is left for time.Parse to
+// refuse.
+func upperRFC3339(s string) string {
+	if len(s) > 10 && s[10] == 't' {
+		s = s[:10] + "T" + s[11:]
+	}
+	if strings.HasSuffix(s, "z") {
+		s = s[:len(s)-1] + "Z"
+	}
+	return s
 }
 
 // quoteParam shows a parameter name safely inside a message: it may be
