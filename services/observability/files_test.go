@@ -305,6 +305,11 @@ func TestStreamSendsFileEvents(t *testing.T) {
 	if n := one.count(); n != 1 {
 		t.Errorf("the filtered stream got %d events, want 1", n)
 	}
+	cancel()
+	if n := e.checkStream(all); n != len(ids) {
+		t.Errorf("%d events checked against the document, want %d", n, len(ids))
+	}
+	e.checkStream(one)
 }
 
 // Paging through file rows while new files (and webhook rows) arrive: every

@@ -202,7 +202,7 @@ func (s *Server) stream(c echo.Context) error {
 		case a, ok := <-sub.C():
 			if !ok {
 				if sub.Dropped() {
-					_, _ = fmt.Fprint(res, "event: error\ndata: {\"error_code\":\"too_slow\",\"message\":\"the client fell behind the live tail and was disconnected\"}\n\n")
+					_, _ = fmt.Fprint(res, tooSlowEvent)
 					res.Flush()
 				}
 				return nil
@@ -215,6 +215,10 @@ func (s *Server) stream(c echo.Context) error {
 		res.Flush()
 	}
 }
+
+// tooSlowEvent is the last event a client that fell behind gets (a
+// StreamEvent whose data is a StreamError in the OpenAPI document).
+const tooSlowEvent = "event: error\ndata: {\"error_code\":\"too_slow\",\"message\":\"the client fell behind the live tail and was disconnected\"}\n\n"
 
 // writeEvent writes one attempt as an SSE "attempt" event.
 func writeEvent(w io.Writer, a *Attempt) error {

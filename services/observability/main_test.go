@@ -1,18 +1,23 @@
 package observability
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
@@ -25,10 +30,10 @@ import (
 
 func TestMain(m *testing.M) {
 	testenv.RunAsProcess(Run) // the process tests re-execute this binary
-	// The export and the live tail are text bodies to kin-openapi.
-	for _, ct := range []string{MIMENDJSON, "text/event-stream"} {
-		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.FileBodyDecoder)
-	}
+	// The export is a text body to kin-openapi; the live tail is the array
+	// of its events the document describes.
+	openapi3filter.RegisterBodyDecoder(MIMENDJSON, openapi3filter.FileBodyDecoder)
+	openapi3filter.RegisterBodyDecoder("text/event-stream", decodeSSE)
 	testenv.Main(m)
 }
 
@@ -261,4 +266,55 @@ func wantStatus(t testing.TB, r response, status int, msgParts ...string) {
 			t.Errorf("message %q does not mention %q", msg, p)
 		}
 	}
+}
+
+// decodeSSE reads a Server-Sent Events body the way a browser's EventSource
+// does (WHATWG HTML, "Interpreting an event stream") into the array of its
+// events that the OpenAPI document describes (StreamEvent): each event's
+// type, its id when the event carries one, and its data decoded from JSON.
+// Comment lines and the retry field are not events; a block without data
+// is not dispatched, nor is an event cut off by the end of the body (the
+// test closed the stream). Stricter than a browser, it refuses data that is
+// not JSON and fields the document does not mention.
+func decodeSSE(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	out := []any{}
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	var typ, id string
+	var data []string
+	for sc.Scan() {
+		line := sc.Text()
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch {
+		case line == "":
+			if data != nil {
+				ev := map[string]any{"event": cmp.Or(typ, "message")}
+				if id != "" {
+					ev["id"] = id
+				}
+				var v any
+				if err := json.Unmarshal([]byte(strings.Join(data, "\n")), &v); err != nil {
+					return nil, fmt.Errorf("event %d: data is not JSON: %w", len(out)+1, err)
+				}
+				ev["data"] = v
+				out = append(out, ev)
+			}
+			typ, id, data = "", "", nil
+		case field == "": // a comment
+		case field == "event":
+			typ = value
+		case field == "id":
+			id = value
+		case field == "data":
+			data = append(data, value)
+		case field == "retry":
+			if _, err := strconv.Atoi(value); err != nil {
+				return nil, fmt.Errorf("retry %q is not a number of milliseconds", value)
+			}
+		default:
+			return nil, fmt.Errorf("field %q is not one the document describes", field)
+		}
+	}
+	return out, sc.Err()
 }

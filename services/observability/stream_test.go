@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/testenv"
@@ -18,6 +20,9 @@ import (
 
 // sseClient reads one live-tail response, collecting its attempt events.
 type sseClient struct {
+	req    *http.Request
+	status int
+	header http.Header
 	mu     sync.Mutex
 	events []attemptJSON
 	lines  []string
@@ -38,7 +43,7 @@ func (e *apiEnv) openStream(ctx context.Context, query, token string) (c *sseCli
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	c = &sseClient{done: make(chan struct{})}
+	c = &sseClient{req: req, status: resp.StatusCode, header: resp.Header, done: make(chan struct{})}
 	go func() {
 		defer close(c.done)
 		defer resp.Body.Close()
@@ -64,6 +69,25 @@ func (e *apiEnv) openStream(ctx context.Context, query, token string) (c *sseCli
 		}
 	}()
 	return c, resp.StatusCode, resp.Header.Get("Content-Type")
+}
+
+// checkStream closes the stream (ctx's cancel must have been called) and
+// checks what it sent against the OpenAPI document like every other
+// response: status, Content-Type, and every event (see decodeSSE) against
+// the document's schema of a stream event. It returns how many events the
+// stream sent, so a caller can tell the check saw them.
+func (e *apiEnv) checkStream(c *sseClient) int {
+	e.t.Helper()
+	<-c.done
+	c.mu.Lock()
+	body := strings.Join(c.lines, "\n") + "\n"
+	c.mu.Unlock()
+	e.check(c.req, response{status: c.status, header: c.header, body: []byte(body)})
+	evs, err := decodeSSE(strings.NewReader(body), nil, nil, nil)
+	if err != nil {
+		e.t.Fatalf("decoding the stream: %v", err)
+	}
+	return len(evs.([]any))
 }
 
 func (c *sseClient) has(eventID string) bool {
@@ -137,7 +161,15 @@ func TestStreamDeliversNewRows(t *testing.T) {
 	}
 	// The client goes away: the server lets go of its subscription.
 	cancel()
-	<-all.done
+	for _, c := range []struct {
+		name   string
+		stream *sseClient
+		min    int
+	}{{"all", all, 2}, {"failures", failures, 1}, {"others", others, 0}} {
+		if n := e.checkStream(c.stream); n < c.min {
+			t.Errorf("stream %s: %d events checked against the document, want at least %d", c.name, n, c.min)
+		}
+	}
 	testenv.WaitFor(t, 5*time.Second, "the subscriptions to end", func() bool {
 		e.srv.tail.mu.Lock()
 		defer e.srv.tail.mu.Unlock()
@@ -181,4 +213,23 @@ func TestTailDropsSlowSubscriber(t *testing.T) {
 	})
 	tail.Unsubscribe(slow)
 	tail.Unsubscribe(fast)
+}
+
+// The error event a client that fell behind gets is what the document says.
+func TestTooSlowEventMatchesDocument(t *testing.T) {
+	doc, err := OpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := decodeSSE(strings.NewReader(tooSlowEvent), nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs.([]any)) != 1 {
+		t.Fatalf("%q holds %d events, want 1", tooSlowEvent, len(evs.([]any)))
+	}
+	schema := doc.Components.Schemas["StreamEvent"].Value
+	if err := schema.VisitJSON(evs.([]any)[0], openapi3.VisitAsResponse(), openapi3.MultiErrors()); err != nil {
+		t.Errorf("%q does not match StreamEvent: %v", tooSlowEvent, err)
+	}
 }
