@@ -16,6 +16,7 @@ func FuzzParseQuery(f *testing.F) {
 		"", "from=2023-01-01T00:00:00Z&to=2023-02-01T00:00:00%2B01:00", "status=SUCCESS&limit=10",
 		"event_name=order.created&domain_entity_type=order", "cursor=AQAAAAAAAAAAAAAAAAAAAAE", "limit=1001",
 		"status=success&status=failure", "x=%00", "domain_entity_id=%ff", "from=2023-13-01T00:00:00Z",
+		"from=2023-01-01t00:00:00z&to=2023-01-01t00:00:00.5z", // RFC 3339 allows lower case
 	} {
 		f.Add(s, true)
 	}
