@@ -129,7 +129,11 @@ func (s *apiService) waitReady(ctx context.Context, within time.Duration) error 
 	})
 	switch {
 	case exited:
-		return fmt.Errorf("%s %w (%v): %s", s.name, errExited, r.err, logTail(s.log, 1024))
+		status := r.err
+		if status == nil {
+			status = errors.New("exit status 0")
+		}
+		return fmt.Errorf("%s %w (%w): %s", s.name, errExited, status, logTail(s.log, 1024))
 	case err != nil:
 		return fmt.Errorf("waiting for %s to be ready at %s/readyz: %w (log %s)", s.name, s.url, err, s.log)
 	}
