@@ -107,6 +107,9 @@ func startSystem(ctx context.Context, o Options, dir string, l *Ledger, logf fun
 		// fail publishing more than it has to.
 		"INGEST_TENANT_CACHE_TTL": "10m",
 	}
+	if b := o.Binaries; b.Delivery == "" || b.Ingest == "" || b.ConfigAPI == "" {
+		logf("building the services not given (go build)")
+	}
 	bins, err := o.Binaries.build(ctx, dir)
 	if err != nil {
 		return s, err
