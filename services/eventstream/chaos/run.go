@@ -75,7 +75,9 @@ type Result struct {
 	BadSignature   int
 	Unknown        int
 	Problems       []string
-	HarnessErrors  []string
+	// HarnessErrors are what the suite could not do or check, and services
+	// that crashed or did not stop cleanly.
+	HarnessErrors []string
 	// Complete is set when the run got to its verdict.
 	Complete        bool
 	DroppedComplete int
@@ -101,9 +103,9 @@ func (r *Result) MissingAttempts() int {
 }
 
 // OK reports a run without loss: every expected event delivered with its
-// attempt row, nothing crossed tenants, every signature valid, and no worker
+// attempt row, nothing crossed tenants, every signature valid, no service
 // exited without being told to (a crash is a defect even when nothing was
-// lost).
+// lost), and every service stopped cleanly on SIGTERM at the end.
 func (r *Result) OK() bool {
 	return r.Complete && r.Lost() == 0 && r.MissingAttempts() == 0 && r.CrossTenant == 0 && r.BadSignature == 0 &&
 		r.Unknown == 0 && len(r.HarnessErrors) == 0
