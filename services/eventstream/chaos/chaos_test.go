@@ -11,11 +11,13 @@ import (
 	"github.com/eventstream/eventstream/services/eventstream/chaos"
 )
 
-// TestChaos is the CI slice of the fault-injection suite: 50 s of
-// faults on a fixed seed, then the recovery check. CHAOS_SEED,
-// CHAOS_DURATION and CHAOS_FAULTS override the seed, the length and the
-// fault weights (make chaos runs longer
-// ones through the eventstream CLI).
+// TestChaos is the slice of the fault-injection suite as a Go test: 50 s of
+// faults on a fixed seed, then the recovery check. The services run as
+// binaries it builds (go build) into the run's temporary directory.
+// CHAOS_SEED, CHAOS_DURATION and CHAOS_FAULTS override the seed, the length
+// and the fault weights. make test skips it in the race tests and runs the
+// same slice through make chaos instead (the eventstream CLI, with the
+// binaries make built), so CI runs it once.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault injection takes about 90 s; skipped with -short")

@@ -3,9 +3,14 @@
 // every dependency under its control, publishes a known set of events through
 // the ingest API and, on a seeded schedule, breaks things while they flow:
 //
-//   - delivery workers are separate processes (the built cmd/delivery
-//     binary, two or more replicas of one pool, so partitions rebalance),
-//     killed with SIGKILL or stopped with SIGTERM and started again;
+//   - the services are the built binaries (cmd/ingest, cmd/configapi and
+//     cmd/delivery, given or built with go build), each its own process
+//     with its log in the run's directory, waited for until ready (the
+//     APIs' /readyz) and stopped with SIGTERM at the end; a service that
+//     exits on its own is a finding;
+//   - delivery workers are two or more replicas of one pool, so
+//     partitions rebalance, killed with SIGKILL or stopped with SIGTERM and
+//     started again;
 //   - the Kafka broker is franz-go's kfake in this process: ControlKey
 //     answers Produce, Fetch or OffsetCommit with errors, and a restart
 //     closes it and opens its DataDir again on the same address;
@@ -24,5 +29,6 @@
 //
 // The parts read in this order: Schedule (what happens when, from a seed),
 // Fault (one kind of breakage, Inject then Heal), Ledger (what was accepted
-// and what each endpoint saw), Run (all of it, start to verdict).
+// and what each endpoint saw), process (one service binary), Run (all of
+// it, start to verdict).
 package chaos

@@ -18,9 +18,9 @@ type Options struct {
 	// Workers is how many delivery worker processes serve the pool (>= 2,
 	// so partitions move between them when one dies).
 	Workers int
-	// DeliveryBin is the built cmd/delivery binary; empty builds it with
-	// `go build` (which needs the source tree and the Go toolchain).
-	DeliveryBin string
+	// Binaries are the built delivery worker, ingest and config API; the
+	// empty ones are built with `go build` into Dir.
+	Binaries Binaries
 	// Dir holds the run's data and logs and must be new or empty; empty uses
 	// a temporary directory, removed after a passing run.
 	Dir string

@@ -106,9 +106,9 @@ func (r *Result) Report(w io.Writer) {
 	case !r.Complete:
 		verdict = "INCOMPLETE: the run stopped before its verdict (data and logs kept in " + r.Dir + ")"
 	case !r.OK():
-		verdict = fmt.Sprintf("FAIL: %d lost, %d deliveries without an attempt row, %d cross-tenant, %d bad signatures, %d unknown, %d worker crashes",
+		verdict = fmt.Sprintf("FAIL: %d lost, %d deliveries without an attempt row, %d cross-tenant, %d bad signatures, %d unknown, %d service crashes or unclean stops",
 			r.Lost(), r.MissingAttempts(), r.CrossTenant, r.BadSignature, r.Unknown, len(r.HarnessErrors))
-		verdict += fmt.Sprintf(" (data and worker logs kept in %s)", r.Dir)
+		verdict += fmt.Sprintf(" (data and service logs kept in %s)", r.Dir)
 	}
 	fmt.Fprintf(w, "\n%s (seed %d)\n", verdict, r.Seed)
 }

@@ -75,7 +75,9 @@ type Result struct {
 	BadSignature   int
 	Unknown        int
 	Problems       []string
-	HarnessErrors  []string
+	// HarnessErrors are what the suite could not do or check, and services
+	// that crashed or did not stop cleanly.
+	HarnessErrors []string
 	// Complete is set when the run got to its verdict.
 	Complete        bool
 	DroppedComplete int
@@ -101,9 +103,9 @@ func (r *Result) MissingAttempts() int {
 }
 
 // OK reports a run without loss: every expected event delivered with its
-// attempt row, nothing crossed tenants, every signature valid, and no worker
+// attempt row, nothing crossed tenants, every signature valid, no service
 // exited without being told to (a crash is a defect even when nothing was
-// lost).
+// lost), and every service stopped cleanly on SIGTERM at the end.
 func (r *Result) OK() bool {
 	return r.Complete && r.Lost() == 0 && r.MissingAttempts() == 0 && r.CrossTenant == 0 && r.BadSignature == 0 &&
 		r.Unknown == 0 && len(r.HarnessErrors) == 0
@@ -148,7 +150,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	r.sys = sys
 	defer func() {
-		sys.close()
+		for _, err := range sys.close() {
+			r.res.HarnessErrors = append(r.res.HarnessErrors, err.Error())
+		}
 		if temp && r.res.OK() && len(r.res.HarnessErrors) == 0 {
 			_ = os.RemoveAll(dir)
 		}
@@ -286,12 +290,32 @@ func (r *run) inject(ctx context.Context, step Step) {
 	}
 	r.res.Faults = append(r.res.Faults, rec)
 	r.affects[len(r.res.Faults)-1] = f.Affects()
+	r.restartCrashed(ctx)
+}
+
+// restartCrashed records every service that exited on its own (a finding)
+// and starts it again: workers at once, ingest and the config API on their
+// address, waited for until ready.
+func (r *run) restartCrashed(ctx context.Context) {
 	for _, err := range r.sys.workers.crashed() {
 		r.res.HarnessErrors = append(r.res.HarnessErrors, err.Error())
 		r.logf("%v; starting it again", err)
 	}
 	for i := range r.o.Workers {
 		_ = r.sys.workers.start(i) // no-op for a running worker
+	}
+	for _, a := range r.sys.apis() {
+		err := a.crashed()
+		if err == nil {
+			continue
+		}
+		r.res.HarnessErrors = append(r.res.HarnessErrors, err.Error())
+		r.logf("%v; starting it again", err)
+		if err := a.start(); err != nil {
+			r.res.HarnessErrors = append(r.res.HarnessErrors, err.Error())
+		} else if err := a.waitReady(ctx, readyTimeout); err != nil {
+			r.res.HarnessErrors = append(r.res.HarnessErrors, err.Error())
+		}
 	}
 }
 

@@ -8,11 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -28,14 +25,12 @@ import (
 	"github.com/eventstream/eventstream/pkg/events"
 	"github.com/eventstream/eventstream/pkg/kafka"
 	"github.com/eventstream/eventstream/pkg/secrets"
-	"github.com/eventstream/eventstream/pkg/webhook"
 	"github.com/eventstream/eventstream/services/configapi"
-	"github.com/eventstream/eventstream/services/ingest"
 )
 
 // system is everything a run starts: the infrastructure under the suite's
-// control, ingest and the config API in this process, the worker processes,
-// and the tenants with their integrations.
+// control, the services as built binaries (ingest, the config API, the
+// delivery workers), and the tenants with their integrations.
 type system struct {
 	opts Options
 	dir  string
@@ -49,7 +44,8 @@ type system struct {
 	hs256      string
 	ingestURL  string
 	configURL  string
-	stopAPIs   []func()
+	ingest     *apiService
+	configAPI  *apiService
 	tokens     map[string]string // tenant → bearer token
 	tenants    []string
 	integs     []*integration
@@ -104,8 +100,6 @@ func startSystem(ctx context.Context, o Options, dir string, l *Ledger, logf fun
 		"SECRETS_KEY":         secretsKey,
 		"AUTH_HS256_SECRET":   hs256,
 		"WEBHOOK_ALLOW_CIDRS": "127.0.0.0/8",
-		"INGEST_ADDR":         "127.0.0.1:0",
-		"CONFIGAPI_ADDR":      "127.0.0.1:0",
 		// A producer that cannot reach the broker answers 503 within this;
 		// the publisher retries with the same idempotency keys.
 		"INGEST_PRODUCE_TIMEOUT": "5s",
@@ -113,22 +107,21 @@ func startSystem(ctx context.Context, o Options, dir string, l *Ledger, logf fun
 		// fail publishing more than it has to.
 		"INGEST_TENANT_CACHE_TTL": "10m",
 	}
-	getenv := func(k string) string { return env[k] }
-	if err := s.startAPIs(ctx, getenv, store); err != nil {
+	if b := o.Binaries; b.Delivery == "" || b.Ingest == "" || b.ConfigAPI == "" {
+		logf("building the services not given (go build)")
+	}
+	bins, err := o.Binaries.build(ctx, dir)
+	if err != nil {
 		return s, err
 	}
+	if err := s.startAPIs(ctx, bins, env); err != nil {
+		return s, err
+	}
+	logf("ingest and the config API up (%s, %s)", bins.Ingest, bins.ConfigAPI)
 	if err := s.provision(ctx, store, l); err != nil {
 		return s, err
 	}
-
-	bin := o.DeliveryBin
-	if bin == "" {
-		logf("building the delivery worker (go build)")
-		if bin, err = buildDelivery(ctx, dir); err != nil {
-			return s, err
-		}
-	}
-	s.workers = newWorkers(bin, workerEnv(env, s.s3.URL()), o.Workers, dir)
+	s.workers = newWorkers(bins.Delivery, workerEnv(env, s.s3.URL()), o.Workers, dir)
 	for i := range o.Workers {
 		if err := s.workers.start(i); err != nil {
 			return s, err
@@ -176,96 +169,34 @@ func workerEnv(env map[string]string, s3URL string) []string {
 	return out
 }
 
-// buildDelivery builds cmd/delivery into dir (go.work resolves the module).
-func buildDelivery(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "delivery")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/eventstream/eventstream/services/delivery/cmd/delivery")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the delivery worker: %w: %s", err, out)
+// startAPIs starts ingest and the config API, built binaries with env
+// (each reads its own variables), and waits until both are ready. Their
+// logs are ingest.log and configapi.log in the run's directory.
+func (s *system) startAPIs(ctx context.Context, bins Binaries, env map[string]string) error {
+	kv := make([]string, 0, len(env))
+	for k, v := range env {
+		kv = append(kv, k+"="+v)
 	}
-	return bin, nil
-}
-
-// startAPIs starts ingest and the config API in this process. They log
-// through slog.Default() as it is when they are built: it points at
-// dir/services.log meanwhile, so their (expected) errors while Postgres or
-// the broker is down do not drown the suite's progress.
-func (s *system) startAPIs(ctx context.Context, getenv func(string) string, store *catalog.Store) error {
-	lf, err := os.OpenFile(filepath.Join(s.dir, "services.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
+	var err error
+	if s.ingest, err = startAPI(ctx, "ingest", bins.Ingest, kv, "INGEST_ADDR", s.dir); err != nil {
 		return err
 	}
-	s.stopAPIs = append(s.stopAPIs, func() { lf.Close() })
-	prev := slog.Default()
-	slog.SetDefault(slog.New(slog.NewTextHandler(lf, nil)))
-	defer slog.SetDefault(prev)
-	if err := s.startIngest(ctx, getenv, store); err != nil {
+	if s.configAPI, err = startAPI(ctx, "configapi", bins.ConfigAPI, kv, "CONFIGAPI_ADDR", s.dir); err != nil {
 		return err
 	}
-	return s.startConfigAPI(ctx, getenv, store)
-}
-
-func (s *system) startIngest(ctx context.Context, getenv func(string) string, store *catalog.Store) error {
-	cfg, err := ingest.ConfigFromEnv(getenv)
-	if err != nil {
-		return err
-	}
-	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	client, err := kafka.NewProducer(cfg.Brokers, cfg.ProduceTimeout, kgo.ClientID("chaos-ingest"))
-	if err != nil {
-		return err
-	}
-	srv, err := ingest.New(cfg, client, store, verifier)
-	if err != nil {
-		client.Close()
-		return err
-	}
-	url, stop, err := serve(ctx, srv.Serve)
-	if err != nil {
-		client.Close()
-		return err
-	}
-	s.ingestURL = url
-	s.stopAPIs = append(s.stopAPIs, func() { stop(); client.Close() })
+	s.ingestURL, s.configURL = s.ingest.url, s.configAPI.url
 	return nil
 }
 
-func (s *system) startConfigAPI(ctx context.Context, getenv func(string) string, store *catalog.Store) error {
-	cfg, err := configapi.ConfigFromEnv(getenv)
-	if err != nil {
-		return err
+// apis are the API services that run (for crash checks and the stop).
+func (s *system) apis() []*apiService {
+	var out []*apiService
+	for _, a := range []*apiService{s.ingest, s.configAPI} {
+		if a != nil {
+			out = append(out, a)
+		}
 	}
-	verifier, err := auth.NewVerifier(ctx, cfg.Auth)
-	if err != nil {
-		return err
-	}
-	retrier := webhook.Retrier{Sender: webhook.NewSender(webhook.Config{AllowCIDRs: cfg.WebhookAllowCIDRs})}
-	srv, err := configapi.New(cfg, store, verifier, retrier)
-	if err != nil {
-		return err
-	}
-	url, stop, err := serve(ctx, srv.Serve)
-	if err != nil {
-		return err
-	}
-	s.configURL = url
-	s.stopAPIs = append(s.stopAPIs, stop)
-	return nil
-}
-
-// serve runs an HTTP service on a loopback listener until stop.
-func serve(ctx context.Context, run func(context.Context, net.Listener) error) (string, func(), error) {
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() { _ = run(sctx, ln); close(done) }()
-	return "http://" + ln.Addr().String(), func() { cancel(); <-done }, nil
+	return out
 }
 
 // The tenants and their integrations: webhooks and S3, some filtered. The
@@ -391,12 +322,21 @@ func (s *system) api(ctx context.Context, tenant, method, path string, body any)
 	return out, nil
 }
 
-func (s *system) close() {
+// close stops everything; the errors are services that did not stop
+// cleanly (SIGTERM answered late or with a non-zero exit status).
+func (s *system) close() []error {
+	var errs []error
 	if s.workers != nil {
-		s.workers.stopAll()
+		if err := s.workers.stopAll(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	for i := len(s.stopAPIs) - 1; i >= 0; i-- {
-		s.stopAPIs[i]()
+	for _, a := range s.apis() {
+		// Ingest drains within INGEST_SHUTDOWN_TIMEOUT, the config API
+		// within CONFIGAPI_SHUTDOWN_TIMEOUT (10 s each by default).
+		if err := a.signal(syscall.SIGTERM, 20*time.Second); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, in := range s.integs {
 		if in.receiver != nil {
@@ -416,6 +356,7 @@ func (s *system) close() {
 		_ = s.pg.signal(syscall.SIGCONT) // in case a pause was never healed
 		_ = s.pg.stop()
 	}
+	return errs
 }
 
 func createDatabase(ctx context.Context, adminURL, name string) error {
