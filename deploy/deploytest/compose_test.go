@@ -579,7 +579,7 @@ func TestComposeProxyRoutes(t *testing.T) {
 	}
 	route := caddyBlock(ready, "route")
 	for _, svc := range slices.Sorted(maps.Keys(ports)) {
-		fa := caddyBlock(route, "\tforward_auth "+svc+":"+ports[svc])
+		fa := caddyBlock(route, "forward_auth "+svc+":"+ports[svc])
 		if strings.TrimSpace(fa) != "uri /readyz" {
 			t.Errorf("Caddyfile: /readyz does not ask %s:%s/readyz (a forward_auth with uri /readyz inside route), got %q", svc, ports[svc], fa)
 		}
