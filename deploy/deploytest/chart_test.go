@@ -669,6 +669,99 @@ func checkIngress(t *testing.T, o *objects, ing networkingv1.Ingress) {
 	}
 }
 
+// ingressPaths maps each path of the Ingress to the service it routes to
+// (the Service name without the release prefix).
+func ingressPaths(ing networkingv1.Ingress) map[string]string {
+	paths := map[string]string{}
+	for _, r := range ing.Spec.Rules {
+		for _, p := range r.HTTP.Paths {
+			paths[p.Path] = strings.TrimPrefix(p.Backend.Service.Name, fullname+"-")
+		}
+	}
+	return paths
+}
+
+// checkObservability: the observability API and console are on by default,
+// a Deployment on port 8084 with its probes, a Service and a PDB.
+func checkObservability(t *testing.T, o *objects) {
+	t.Helper()
+	name := fullname + "-observability"
+	d := o.deployment(name)
+	if d == nil {
+		t.Fatal("no observability Deployment")
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if c.Image != "eventstream/observability:"+appVersion(t) || !hasPort(c, "8084") {
+		t.Errorf("observability: image %s, ports %v; want eventstream/observability and port 8084", c.Image, c.Ports)
+	}
+	if env := envOf(c); env["OBSERVABILITY_ADDR"] != ":8084" {
+		t.Errorf("observability: OBSERVABILITY_ADDR=%q, want :8084", env["OBSERVABILITY_ADDR"])
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.LivenessProbe == nil || c.StartupProbe == nil {
+		t.Error("observability: readiness, liveness and startup probes are required")
+	}
+	if s := o.service(name); s == nil || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].Port != 8084 {
+		t.Errorf("observability: Service %v, want one on port 8084", s)
+	}
+	pdb := false
+	for _, p := range o.pdbs {
+		pdb = pdb || p.Name == name
+	}
+	if !pdb {
+		t.Error("observability: no PodDisruptionBudget")
+	}
+}
+
+func appVersion(t *testing.T) string {
+	t.Helper()
+	var c struct {
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(readRepoFile(t, filepath.Join(chartDir, "Chart.yaml")), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.AppVersion
+}
+
+// checkPublicHosts: configapi and every delivery pool see PUBLIC_HOSTS (the
+// own hosts no callback URL may point at) with exactly want, in order; unset
+// when want is empty. It reads the pods' environment as the kubelet builds
+// it: the ConfigMaps of envFrom, then env.
+func checkPublicHosts(t *testing.T, o *objects, want ...string) {
+	t.Helper()
+	checked := 0
+	for _, d := range o.deployments {
+		comp := d.Labels["app.kubernetes.io/component"]
+		if comp != "configapi" && comp != "delivery" {
+			continue
+		}
+		checked++
+		c := d.Spec.Template.Spec.Containers[0]
+		env := map[string]string{}
+		for _, ef := range c.EnvFrom {
+			if ef.ConfigMapRef == nil {
+				continue
+			}
+			for _, cm := range o.configMaps {
+				if cm.Name == ef.ConfigMapRef.Name {
+					maps.Copy(env, cm.Data)
+				}
+			}
+		}
+		maps.Copy(env, envOf(c))
+		got, set := env["PUBLIC_HOSTS"]
+		switch {
+		case len(want) == 0 && set:
+			t.Errorf("%s: PUBLIC_HOSTS=%q, want it unset (no own host is known)", d.Name, got)
+		case len(want) > 0 && got != strings.Join(want, ","):
+			t.Errorf("%s: PUBLIC_HOSTS=%q, want %q", d.Name, got, strings.Join(want, ","))
+		}
+	}
+	if checked < 2 {
+		t.Errorf("PUBLIC_HOSTS checked on %d Deployments, want configapi and the delivery pools", checked)
+	}
+}
+
 func checkServiceMonitor(t *testing.T, o *objects, m unstructured.Unstructured) {
 	t.Helper()
 	sel, _, _ := unstructured.NestedStringMap(m.Object, "spec", "selector", "matchLabels")
@@ -791,6 +884,13 @@ delivery:
 			if env := envOf(d.Spec.Template.Spec.Containers[0]); env["DELIVERY_DRAIN_TIMEOUT"] != "15s" {
 				t.Errorf("DELIVERY_DRAIN_TIMEOUT=%q, want 15s", env["DELIVERY_DRAIN_TIMEOUT"])
 			}
+			checkObservability(t, o)
+			// No ingress and no config.publicHosts: no own host is known,
+			// and NOTES.txt says how to name them.
+			checkPublicHosts(t, o)
+			if !strings.Contains(o.notes, "config.publicHosts") {
+				t.Errorf("NOTES.txt does not say to set config.publicHosts:\n%s", o.notes)
+			}
 		}},
 		{"two pools, HPA", []string{"ci/default-values.yaml", twoPools}, "", func(t *testing.T, o *objects) {
 			pools := o.deliveryPools(t)
@@ -815,6 +915,14 @@ delivery:
 			if len(o.monitors) != 1 || len(o.rules) != 1 {
 				t.Errorf("want a ServiceMonitor and a PrometheusRule, got %d and %d", len(o.monitors), len(o.rules))
 			}
+			if len(o.ingresses) != 1 {
+				t.Fatalf("want the Ingress, got %d", len(o.ingresses))
+			}
+			if p := ingressPaths(o.ingresses[0]); p["/console"] != "observability" || p["/api/v1/org/integrations/published-events"] != "observability" {
+				t.Errorf("Ingress paths %v: the console and published-events go to observability", p)
+			}
+			checkObservability(t, o)
+			checkPublicHosts(t, o, "events.example.com")
 		}},
 		{"no autoscaling", []string{"ci/default-values.yaml", "delivery: {autoscaling: {hpa: {enabled: false}}}\n"}, "", func(t *testing.T, o *objects) {
 			if len(o.hpas)+len(o.scaledObjs) != 0 {
@@ -828,9 +936,11 @@ delivery:
 			if len(o.secrets) != 0 {
 				t.Errorf("Secrets rendered despite existingSecret: %d", len(o.secrets))
 			}
-			if len(o.ingresses) != 1 || len(o.netpols) != 4 || o.deployment(fullname+"-observability") == nil {
-				t.Errorf("want an Ingress, 4 NetworkPolicies and observability; got %d, %d", len(o.ingresses), len(o.netpols))
+			if len(o.ingresses) != 1 || len(o.netpols) != 4 {
+				t.Errorf("want an Ingress and 4 NetworkPolicies; got %d, %d", len(o.ingresses), len(o.netpols))
 			}
+			checkObservability(t, o)
+			checkPublicHosts(t, o, "events.example.com")
 			dash := readRepoFile(t, dashboardFile)
 			found := false
 			for _, cm := range o.configMaps {
@@ -850,17 +960,48 @@ delivery:
 				}
 			}
 		}},
-		{"ingress without observability", []string{"ci/default-values.yaml", "ingress: {enabled: true}\n"}, "", func(t *testing.T, o *objects) {
+		{"ingress (defaults)", []string{"ci/default-values.yaml", "ingress: {enabled: true}\n"}, "", func(t *testing.T, o *objects) {
 			if len(o.ingresses) != 1 {
 				t.Fatal("no Ingress")
 			}
-			n := 0
-			for _, r := range o.ingresses[0].Spec.Rules {
-				n += len(r.HTTP.Paths)
+			want := map[string]string{
+				"/api/v1/org/integrations/eventstream":      "configapi",
+				"/v1/events":                                "ingest",
+				"/api/v1/org/integrations/published-events": "observability",
+				"/console": "observability",
 			}
-			if n != 2 {
-				t.Errorf("want the configapi and ingest paths only, got %d paths", n)
+			if got := ingressPaths(o.ingresses[0]); !maps.Equal(got, want) {
+				t.Errorf("Ingress paths %v, want %v", got, want)
 			}
+			checkPublicHosts(t, o, "eventstream.example.com")
+			if !strings.Contains(o.notes, "http://eventstream.example.com/console/") {
+				t.Errorf("NOTES.txt does not give the console's URL:\n%s", o.notes)
+			}
+		}},
+		{"ingress, observability disabled", []string{"ci/default-values.yaml", "ingress: {enabled: true}\nobservability: {enabled: false}\n"}, "", func(t *testing.T, o *objects) {
+			if o.deployment(fullname+"-observability") != nil || o.service(fullname+"-observability") != nil {
+				t.Error("observability rendered although disabled")
+			}
+			want := map[string]string{"/api/v1/org/integrations/eventstream": "configapi", "/v1/events": "ingest"}
+			if got := ingressPaths(o.ingresses[0]); !maps.Equal(got, want) {
+				t.Errorf("Ingress paths %v, want the configapi and ingest paths only %v", got, want)
+			}
+		}},
+		{"own hosts: ingress hosts and config.publicHosts", []string{"ci/default-values.yaml", `
+ingress:
+  enabled: true
+  hosts: [{host: events.example.com}, {host: "*.events.example.com"}, {host: api.example.com}]
+config:
+  publicHosts: ["https://events.example.net:8443", events.example.com]
+`}, "", func(t *testing.T, o *objects) {
+			// The wildcard names no host; a repeated host is listed once.
+			checkPublicHosts(t, o, "events.example.com", "api.example.com", "https://events.example.net:8443")
+			if !strings.Contains(o.notes, "events.example.com,api.example.com,https://events.example.net:8443") {
+				t.Errorf("NOTES.txt does not list the own hosts:\n%s", o.notes)
+			}
+		}},
+		{"own hosts: config.publicHosts without an ingress", []string{"ci/default-values.yaml", "config: {publicHosts: [events.internal:8080]}\n"}, "", func(t *testing.T, o *objects) {
+			checkPublicHosts(t, o, "events.internal:8080")
 		}},
 	}
 	for _, tc := range cases {

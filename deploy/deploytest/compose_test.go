@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"sigs.k8s.io/yaml"
+
+	"github.com/eventstream/eventstream/pkg/webhook"
 )
 
 func loadCompose(t *testing.T) *types.Project {
@@ -59,19 +63,20 @@ var requiredEnv = map[string]struct {
 		addrVar: "INGEST_ADDR",
 	},
 	// services/configapi/config.go: DATABASE_URL required; SECRETS_KEY
-	// required, read by pkg/secrets KeysFromEnv; AUTH_* (pkg/auth).
+	// required, read by pkg/secrets KeysFromEnv; AUTH_* (pkg/auth);
+	// PUBLIC_HOSTS (TestComposePublicHosts checks its value).
 	"configapi": {
 		from:    []string{"services/configapi/config.go", "pkg/secrets/secrets.go", "pkg/auth/auth.go"},
-		vars:    []string{"DATABASE_URL", "SECRETS_KEY", "CONFIGAPI_ADDR"},
+		vars:    []string{"DATABASE_URL", "SECRETS_KEY", "CONFIGAPI_ADDR", "PUBLIC_HOSTS"},
 		addrVar: "CONFIGAPI_ADDR",
 	},
 	// services/delivery/config.go: KAFKA_BROKERS required, DELIVERY_POOL(_TENANTS),
 	// DELIVERY_ADDR (the probes' and /metrics port); DATABASE_URL and
 	// SECRETS_KEY required by the worker process (services/delivery/worker);
-	// services/delivery/s3sink/config.go: S3_ENDPOINT for MinIO.
+	// services/delivery/s3sink/config.go: S3_ENDPOINT for MinIO; PUBLIC_HOSTS.
 	"delivery": {
 		from:    []string{"services/delivery/config.go", "services/delivery/s3sink/config.go", "pkg/telemetry/telemetry.go"},
-		vars:    []string{"KAFKA_BROKERS", "DATABASE_URL", "SECRETS_KEY", "DELIVERY_ADDR", "DELIVERY_POOL", "DELIVERY_POOL_TENANTS", "DELIVERY_DRAIN_TIMEOUT", "S3_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		vars:    []string{"KAFKA_BROKERS", "DATABASE_URL", "SECRETS_KEY", "DELIVERY_ADDR", "DELIVERY_POOL", "DELIVERY_POOL_TENANTS", "DELIVERY_DRAIN_TIMEOUT", "S3_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "PUBLIC_HOSTS"},
 		addrVar: "DELIVERY_ADDR",
 	},
 	// services/eventstream/admin.go: migrate needs DATABASE_URL; `tenant`
@@ -377,18 +382,151 @@ func TestComposeKafka(t *testing.T) {
 	}
 }
 
-// The proxy serves the public paths of `make run` (services/eventstream/router.go).
-func TestComposeProxyRoutes(t *testing.T) {
-	p := loadCompose(t)
-	caddy := string(readRepoFile(t, "deploy/caddy/Caddyfile"))
+// serviceEnv is a compose service's environment (unset variables left out).
+func serviceEnv(p *types.Project, name string) map[string]string {
+	env := map[string]string{}
+	for k, v := range p.Services[name].Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	return env
+}
+
+// servicePorts maps each Event Stream service to the port of its listen
+// address variable (requiredEnv's addrVar).
+func servicePorts(p *types.Project) map[string]string {
 	ports := map[string]string{}
 	for name, req := range requiredEnv {
-		if s, ok := p.Services[name]; ok && req.addrVar != "" {
-			if v := s.Environment[req.addrVar]; v != nil {
-				ports[name] = strings.TrimPrefix(*v, ":")
+		if req.addrVar != "" {
+			if v := serviceEnv(p, name)[req.addrVar]; v != "" {
+				ports[name] = strings.TrimPrefix(v, ":")
 			}
 		}
 	}
+	return ports
+}
+
+// The services that refuse callback URLs to the deployment's own hosts
+// (configapi at registration, delivery when sending) know them: the public
+// port as the host sees it and the proxy and ingest inside the compose
+// network, while a receiver elsewhere on the host stays allowed.
+func TestComposePublicHosts(t *testing.T) {
+	p := loadCompose(t)
+	proxy := p.Services["proxy"]
+	if len(proxy.Ports) != 1 {
+		t.Fatalf("proxy publishes %d ports, want 1", len(proxy.Ports))
+	}
+	public := proxy.Ports[0].Published
+	ports := servicePorts(p)
+	own := []string{
+		"http://127.0.0.1:" + public + "/v1/events",
+		"http://localhost:" + public + "/v1/events",
+		"http://host.docker.internal:" + public + "/v1/events",
+		"http://proxy:" + strconv.Itoa(int(proxy.Ports[0].Target)) + "/v1/events",
+		"http://ingest:" + ports["ingest"] + "/v1/events",
+	}
+	allowed := []string{"http://host.docker.internal:9999/hook", "https://receiver.example.com/hook"}
+	for _, name := range []string{"configapi", "delivery"} {
+		t.Run(name, func(t *testing.T) {
+			v := serviceEnv(p, name)["PUBLIC_HOSTS"]
+			if v == "" {
+				t.Fatal("PUBLIC_HOSTS is not set: webhooks could call the deployment itself")
+			}
+			// Parsed as the services parse it (their config's parseOwnHosts).
+			hosts, err := webhook.ParseOwnHosts(strings.Split(v, ","))
+			if err != nil {
+				t.Fatalf("PUBLIC_HOSTS=%q: %v", v, err)
+			}
+			for _, raw := range own {
+				if u, _ := url.Parse(raw); !hosts.MatchURL(u) {
+					t.Errorf("PUBLIC_HOSTS=%q does not refuse %s", v, raw)
+				}
+			}
+			for _, raw := range allowed {
+				if u, _ := url.Parse(raw); hosts.MatchURL(u) {
+					t.Errorf("PUBLIC_HOSTS=%q refuses the receiver %s", v, raw)
+				}
+			}
+		})
+	}
+}
+
+// servesOpenAPI reports whether services/<svc> routes "/openapi.json" (in
+// any of its non-test Go files).
+func servesOpenAPI(t *testing.T, svc string) bool {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "services", svc, "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("services/%s: no Go files (%v)", svc, err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), `"/openapi.json"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// caddyBlock returns the body of the block opened by the line `header {`
+// (e.g. "handle /readyz"), braces inside backtick strings not counted; ""
+// when there is none.
+func caddyBlock(caddy, header string) string {
+	i := strings.Index(caddy, "\t"+header+" {\n")
+	if i < 0 {
+		return ""
+	}
+	start := i + len(header) + 3
+	depth, quoted := 1, false
+	for j := start; j < len(caddy); j++ {
+		switch c := caddy[j]; {
+		case c == '`':
+			quoted = !quoted
+		case quoted:
+		case c == '{':
+			depth++
+		case c == '}':
+			if depth--; depth == 0 {
+				return caddy[start:j]
+			}
+		}
+	}
+	return ""
+}
+
+// caddyRespond is the status and JSON body of the block's `respond`.
+func caddyRespond(t *testing.T, block string) (int, map[string]any) {
+	t.Helper()
+	m := regexp.MustCompile("respond `([^`]*)` ([0-9]+)").FindStringSubmatch(block)
+	if m == nil {
+		return 0, nil
+	}
+	var body map[string]any
+	if err := json.Unmarshal([]byte(m[1]), &body); err != nil {
+		t.Errorf("Caddyfile: respond body %s is not JSON: %v", m[1], err)
+	}
+	if !strings.Contains(block, "header Content-Type application/json") {
+		t.Errorf("Caddyfile: respond %s without Content-Type application/json", m[1])
+	}
+	code, _ := strconv.Atoi(m[2])
+	return code, body
+}
+
+// The proxy serves what `make run`'s base URL serves
+// (services/eventstream/router.go): the ingress routes, each service's
+// OpenAPI document at /openapi/<service>.json, /healthz, /readyz over every
+// service, and the index at /.
+func TestComposeProxyRoutes(t *testing.T) {
+	p := loadCompose(t)
+	caddy := string(readRepoFile(t, "deploy/caddy/Caddyfile"))
+	ports := servicePorts(p)
 	// Each route: a named matcher for the exact prefix and below, then its handle.
 	matcher := regexp.MustCompile(`@(\S+) path (\S+) (\S+)\s+handle @(\S+) \{\s+reverse_proxy (\S+)`)
 	routes := map[string]string{}
@@ -398,14 +536,76 @@ func TestComposeProxyRoutes(t *testing.T) {
 		}
 		routes[m[2]] = m[5]
 	}
+	proxy := p.Services["proxy"]
+	wantRoutes := map[string]any{}
+	var reported []string
 	for prefix, svc := range ingressRoutes(t) {
 		prefix = strings.TrimSuffix(prefix, "/")
+		wantRoutes[prefix] = svc
 		want := svc + ":" + ports[svc]
 		if routes[prefix] != want {
 			t.Errorf("Caddyfile routes %s to %q, want %s", prefix, routes[prefix], want)
 		}
 	}
-	proxy := p.Services["proxy"]
+	// The proxy starts once what it routes to is healthy.
+	for _, svc := range slices.Sorted(maps.Values(ingressRoutes(t))) {
+		if d, ok := proxy.DependsOn[svc]; (!ok || d.Condition != types.ServiceConditionHealthy) && !slices.Contains(reported, svc) {
+			reported = append(reported, svc)
+			t.Errorf("proxy does not wait for %s to be healthy (depends_on: service_healthy)", svc)
+		}
+	}
+
+	// /openapi/<service>.json: every service that serves /openapi.json.
+	var docs []any
+	for _, svc := range slices.Sorted(maps.Keys(ports)) {
+		if !servesOpenAPI(t, svc) {
+			continue
+		}
+		doc := "/openapi/" + svc + ".json"
+		docs = append(docs, doc)
+		b := caddyBlock(caddy, "handle "+doc)
+		if !strings.Contains(b, "rewrite * /openapi.json") || !strings.Contains(b, "reverse_proxy "+svc+":"+ports[svc]) {
+			t.Errorf("Caddyfile: %s must be %s:%s/openapi.json (rewrite and reverse_proxy), got block %q", doc, svc, ports[svc], b)
+		}
+	}
+	if len(docs) < 3 {
+		t.Errorf("OpenAPI documents %v: want ingest, configapi and observability", docs)
+	}
+
+	// /readyz asks every service's own /readyz in turn, then answers ready.
+	ready := caddyBlock(caddy, "handle /readyz")
+	if ready == "" {
+		t.Error("Caddyfile: no handle /readyz")
+	}
+	route := caddyBlock(ready, "route")
+	for _, svc := range slices.Sorted(maps.Keys(ports)) {
+		fa := caddyBlock(route, "forward_auth "+svc+":"+ports[svc])
+		if strings.TrimSpace(fa) != "uri /readyz" {
+			t.Errorf("Caddyfile: /readyz does not ask %s:%s/readyz (a forward_auth with uri /readyz inside route), got %q", svc, ports[svc], fa)
+		}
+	}
+	if code, body := caddyRespond(t, route); code != 200 || body["status"] != "ready" {
+		t.Errorf("Caddyfile: /readyz answers %d %v once every service is ready, want 200 and status ready", code, body)
+	}
+	if code, body := caddyRespond(t, caddyBlock(caddy, "handle /healthz")); code != 200 || body["status"] != "ok" {
+		t.Errorf("Caddyfile: /healthz answers %d %v, want 200 and status ok", code, body)
+	}
+
+	// The index at /, like router.go's: the routes, the documents, the health paths.
+	code, index := caddyRespond(t, caddyBlock(caddy, "handle /"))
+	if code != 200 {
+		t.Fatalf("Caddyfile: / answers %d, want the index with 200", code)
+	}
+	if got, _ := index["routes"].(map[string]any); !maps.Equal(got, wantRoutes) {
+		t.Errorf("Caddyfile: the index lists routes %v, want %v", got, wantRoutes)
+	}
+	if got, _ := index["openapi"].([]any); !slices.Equal(got, docs) {
+		t.Errorf("Caddyfile: the index lists OpenAPI documents %v, want %v", got, docs)
+	}
+	if got, _ := index["health"].([]any); !slices.Equal(got, []any{"/healthz", "/readyz"}) {
+		t.Errorf("Caddyfile: the index lists health paths %v, want [/healthz /readyz]", got)
+	}
+
 	if len(proxy.Ports) != 1 || proxy.Ports[0].Target != 8080 || !strings.Contains(caddy, ":8080 {") {
 		t.Errorf("the proxy must listen on 8080 and publish it, got %+v", proxy.Ports)
 	}

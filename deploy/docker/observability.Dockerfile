@@ -1,6 +1,5 @@
 # syntax=docker/dockerfile:1
 # Event Stream observability image. Build context: the repository root.
-# NOTE: services/observability does not exist yet; this file is written for it.
 #   docker build -f deploy/docker/observability.Dockerfile -t eventstream/observability:dev .
 # `make images` builds the same layout without a container engine (deploy/image).
 ARG GO_IMAGE=golang:1.26.8-bookworm
@@ -8,8 +7,15 @@ ARG GO_IMAGE=golang:1.26.8-bookworm
 FROM ${GO_IMAGE} AS build
 WORKDIR /src
 # The service module builds on its own (GOWORK=off): its go.mod replaces the
-# shared pkg module with ../../pkg, so go.work and deploy/ are not needed.
+# shared pkg module with ../../pkg, the console (whose pages it serves) with
+# ../console, and the delivery module (its tests read the attempt store) with
+# ../delivery. All three are copied so every replace resolves (a command
+# loading the whole module graph, `go list -m all`, reads ../delivery/go.mod);
+# go.work and deploy/ are not needed. deploy/deploytest's TestDockerfilesBuild
+# builds the binary from exactly these COPY lines.
 COPY pkg/ pkg/
+COPY services/console/ services/console/
+COPY services/delivery/ services/delivery/
 COPY services/observability/ services/observability/
 ARG VERSION=dev
 ENV CGO_ENABLED=0 GOWORK=off GOFLAGS=-trimpath

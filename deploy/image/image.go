@@ -47,7 +47,7 @@ var Ports = map[string]int{
 
 // Spec describes one service image.
 type Spec struct {
-	Service  string // binary and image name: ingest, delivery, configapi, eventstream
+	Service  string // binary and image name: ingest, delivery, configapi, observability, eventstream
 	Binary   string // host path of the static binary
 	Probe    string // host path of the static probe binary ("" leaves it out)
 	CABundle string // host path of the PEM CA bundle (Debian's ca-certificates)

@@ -1,6 +1,7 @@
 {{/*
 The API services: name, port and the variables naming their listen address
-and shutdown budget (services/<name>/config.go). Observability only when enabled.
+and shutdown budget (services/<name>/config.go). Observability (the
+published-events API and the console) unless observability.enabled is false.
 */}}
 {{- define "eventstream.apiServices" -}}
 {{- $out := list -}}

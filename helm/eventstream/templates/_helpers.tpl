@@ -75,6 +75,28 @@ checksum/secret: {{ include "eventstream.secretData" . | sha256sum }}
     name: {{ include "eventstream.secretName" . }}
 {{- end -}}
 
+{{/*
+PUBLIC_HOSTS: the deployment's own hosts, which no callback URL may point at
+(services refuse them at registration and when delivering). The ingress hosts
+(every port: TLS or not, the same API answers) plus config.publicHosts.
+Wildcard ingress hosts name no single host and are left out; list the names
+in config.publicHosts. Empty when there is neither.
+*/}}
+{{- define "eventstream.publicHosts" -}}
+{{- $hosts := list -}}
+{{- if .Values.ingress.enabled -}}
+{{- range .Values.ingress.hosts -}}
+{{- if and .host (not (hasPrefix "*" .host)) -}}
+{{- $hosts = append $hosts .host -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range .Values.config.publicHosts -}}
+{{- $hosts = append $hosts . -}}
+{{- end -}}
+{{- join "," ($hosts | uniq) -}}
+{{- end -}}
+
 {{/* Extra variables as a list of EnvVar; call with a map. */}}
 {{- define "eventstream.extraEnv" -}}
 {{- range $k, $v := . }}
