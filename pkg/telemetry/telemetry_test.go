@@ -362,7 +362,9 @@ func TestSpansWithheldAsTheVariablesSay(t *testing.T) {
 			c := newCollector(t)
 			env = maps.Clone(env)
 			if len(env) > 0 {
-				env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = c.httpURL + "/v1/traces"
+				// The endpoint that turned export on before the other
+				// variables were read.
+				env["OTEL_EXPORTER_OTLP_ENDPOINT"] = c.httpURL
 			}
 			setEnv(t, env)
 
