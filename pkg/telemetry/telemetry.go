@@ -60,16 +60,23 @@ type Config struct {
 }
 
 // ConfigFromEnv reads the standard OpenTelemetry variables and
-// EVENTSTREAM_LOG_LEVEL (validated by Setup, which reports a bad value).
+// EVENTSTREAM_LOG_LEVEL (validated by Setup, which reports a bad value)
+// through getenv. The settings of the exporters, the sampler and the resource
+// themselves (protocol, endpoints, headers, OTEL_TRACES_SAMPLER,
+// OTEL_RESOURCE_ATTRIBUTES) are read by the SDK from the process environment,
+// which getenv is in every service's main.
 func ConfigFromEnv(service string, getenv func(string) string) Config {
 	c := Config{
 		ServiceName: service,
 		LogLevel:    getenv("EVENTSTREAM_LOG_LEVEL"),
 		// OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://collector:4318) turns on
 		// both signals; a per-signal endpoint or exporter name turns on one.
-		ExportTraces:  exporting(getenv, "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-		ExportMetrics: exporting(getenv, "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
-		Disabled:      strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true"),
+		ExportTraces: exporting(getenv, "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+		// OTEL_METRICS_EXPORTER=prometheus: /metrics already serves them;
+		// autoexport's exporter would be a second listener.
+		ExportMetrics: exporting(getenv, "OTEL_METRICS_EXPORTER", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") &&
+			strings.TrimSpace(getenv("OTEL_METRICS_EXPORTER")) != "prometheus",
+		Disabled: strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true"),
 	}
 	if n := getenv("OTEL_SERVICE_NAME"); n != "" {
 		c.ServiceName = n
@@ -77,20 +84,15 @@ func ConfigFromEnv(service string, getenv func(string) string) Config {
 	return c
 }
 
-// exporting reports whether a signal is to be exported. An explicit exporter
-// name decides (none: no; prometheus: /metrics already serves it, and
-// autoexport's would be a second listener); otherwise an OTLP endpoint does,
-// so that a laptop with no collector exports nothing rather than retrying
-// localhost:4318 forever.
+// exporting reports whether a signal is to be exported. An exporter named
+// explicitly decides (anything but none); otherwise an OTLP endpoint does, so
+// that a laptop with no collector exports nothing rather than retrying
+// localhost:4318 forever (autoexport's default when no endpoint is set).
 func exporting(getenv func(string) string, exporterVar, endpointVar string) bool {
-	switch e := strings.TrimSpace(getenv(exporterVar)); e {
-	case "":
-		return getenv(endpointVar) != "" || getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
-	case "none", "prometheus":
-		return false
-	default:
-		return true
+	if e := strings.TrimSpace(getenv(exporterVar)); e != "" {
+		return e != "none"
 	}
+	return getenv(endpointVar) != "" || getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != ""
 }
 
 // Telemetry owns the providers; Shutdown flushes them.

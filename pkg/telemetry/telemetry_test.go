@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ var otelVars = []string{
 	"OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
 	"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
 	"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-	"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRICS_PRODUCERS",
+	"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_METRICS_PRODUCERS", "OTEL_EXPORTER_PROMETHEUS_HOST", "OTEL_EXPORTER_PROMETHEUS_PORT",
 }
 
 // setEnv clears otelVars, then sets env for the test's duration.
@@ -372,6 +373,49 @@ func TestSpansWithheldAsTheVariablesSay(t *testing.T) {
 
 			if spans, _, _ := c.received(); len(spans) != 0 {
 				t.Fatalf("collector received %+v, want no span", spans)
+			}
+		})
+	}
+}
+
+// OTLP metrics stay home as these variables say; /metrics serves them still.
+func TestMetricsWithheldAsTheVariablesSay(t *testing.T) {
+	cases := map[string]map[string]string{
+		"OTEL_METRICS_EXPORTER=none":       {"OTEL_METRICS_EXPORTER": "none"},
+		"OTEL_METRICS_EXPORTER=prometheus": {"OTEL_METRICS_EXPORTER": "prometheus"},
+		"OTEL_SDK_DISABLED=true":           {"OTEL_SDK_DISABLED": "true"},
+	}
+	for name, env := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := newCollector(t)
+			env = maps.Clone(env)
+			env["OTEL_EXPORTER_OTLP_ENDPOINT"] = c.httpURL
+			// The port a Prometheus exporter of autoexport's own would bind
+			// is taken: starting a second listener fails Setup.
+			taken, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer taken.Close()
+			env["OTEL_EXPORTER_PROMETHEUS_HOST"] = "127.0.0.1"
+			env["OTEL_EXPORTER_PROMETHEUS_PORT"] = strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+			setEnv(t, env)
+			tel := setup(t, "delivery")
+			counter, err := otel.Meter("telemetry_test").Int64Counter("withheld_events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			counter.Add(context.Background(), 1)
+			rec := httptest.NewRecorder()
+			tel.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+			if !strings.Contains(rec.Body.String(), "withheld_events_total") {
+				t.Errorf("/metrics lacks the counter:\n%s", rec.Body.String())
+			}
+			if err := tel.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, metrics, _ := c.received(); len(metrics) != 0 {
+				t.Fatalf("collector received %+v, want no metric", metrics)
 			}
 		})
 	}
