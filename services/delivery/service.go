@@ -58,9 +58,12 @@ type Service struct {
 	paused map[ikey]*unrecordedStop
 	// running holds every consumer goroutine: Run returns after them all.
 	running errgroup.Group
-	exited  chan *consumer
-	poke    chan struct{}
-	cleanup chan struct{}
+	// consumerExited, when set (tests), is the last thing a consumer's
+	// goroutine does.
+	consumerExited func()
+	exited         chan *consumer
+	poke           chan struct{}
+	cleanup        chan struct{}
 
 	// admCl is adm's client, set while Run's supervisor loop runs (Ready
 	// pings it); lastPoll is when (unix ns) the last state poll succeeded.
@@ -522,6 +525,9 @@ func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt ti
 		select {
 		case s.exited <- c:
 		case <-ctx.Done(): // shutting down: Run waits for this goroutine instead
+		}
+		if s.consumerExited != nil {
+			s.consumerExited()
 		}
 		return nil
 	})
