@@ -350,3 +350,46 @@ func TestLostOffsetsReadErrorIsRetriedNotReplayedFromRegistration(t *testing.T) 
 		}
 	}
 }
+
+// An integration that never stopped, whose committed offsets vanished and
+// which has no attempt row at all (whatever it delivered is older than the
+// attempt retention, or it filtered everything) resumes from the start of
+// the attempt retention window: records stamped within it were never
+// attempted and are delivered; older ones, from before the window, are not
+// replayed from the registration.
+func TestLostOffsetsWithoutAttemptRowsResumeFromTheRetentionWindow(t *testing.T) {
+	e := newEnv(t, 2)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	ctx := context.Background()
+	// Registered 40 days ago; its group committed once (the catalog knows),
+	// and the broker has since forgotten the offsets.
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE integrations SET created_at = now() - interval '40 days'
+		WHERE tenant = $1 AND id = $2`, e.tenant, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.MarkOffsetsCommitted(ctx, e.tenant, in.ID, in.Generation, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config()
+	cfg.AttemptRetention = 30 * 24 * time.Hour
+	stamped := func(ago time.Duration, n int) []*eventspb.Event {
+		evs := make([]*eventspb.Event, n)
+		for i := range evs {
+			evs[i] = e.event("order.created", int(e.seq.Add(1)), time.Now().Add(-ago))
+		}
+		e.produce(evs...)
+		return evs
+	}
+	old := stamped(35*24*time.Hour, 5) // before the window: delivered long ago, rows pruned
+	inWindow := stamped(time.Hour, 5)  // within it: never attempted
+	e.startWorker(cfg)
+	fresh := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, append(inWindow, fresh...))
+	e.waitCommittedToEnd(e.group(in))
+	for _, ev := range old {
+		if n := rcv.okCount(idemKey(ev)); n != 0 {
+			t.Fatalf("an event stamped before the attempt retention window was delivered %d times: replayed from the registration", n)
+		}
+	}
+}
