@@ -184,7 +184,9 @@ func (s *Store) UpdateIntegration(ctx context.Context, tenant, id string, fn fun
 // transaction. Setting the status it already has changes nothing and logs
 // nothing, so repeated _start/_stop calls are harmless. Unreadable secrets do
 // not prevent it (an operator must be able to stop such an integration); the
-// *UnreadableError is returned with the integration after the change.
+// *UnreadableError is returned with the integration after the change. The
+// reason is stored as SafeText; a reason Postgres still refuses for its
+// content fails with ErrUnstorable (trying it again cannot help).
 func (s *Store) SetStatus(ctx context.Context, tenant, id, status, action, reason string) (*Integration, error) {
 	var out *Integration
 	var unreadable error
@@ -211,6 +213,9 @@ func (s *Store) SetStatus(ctx context.Context, tenant, id, status, action, reaso
 		in.Status = status
 		return addLog(ctx, tx, tenant, id, action, reason)
 	})
+	if refusedContent(err) {
+		return out, fmt.Errorf("%w: %w", ErrUnstorable, err)
+	}
 	if err == nil {
 		err = unreadable
 	}

@@ -89,6 +89,62 @@ func TestPatchNewOriginNeedsSecrets(t *testing.T) {
 	})
 }
 
+// TestPatchNewRegionNeedsTheSecretKey: the S3 rule of a new origin. A PATCH
+// moving only the region (same bucket) with the redacted secret key would
+// otherwise send the stored key to an endpoint it was not given for; it is
+// refused, naming the field, and changes nothing; with the key in full it
+// succeeds.
+func TestPatchNewRegionNeedsTheSecretKey(t *testing.T) {
+	e := newAPI(t)
+	tok := e.tenant("acme")
+	const secret = "secret/key+example"
+	e.secret(secret)
+	want(t, e.call(http.MethodPost, BasePath, tok, validS3()), http.StatusOK)
+	want(t, e.call(http.MethodPost, BasePath+"/s3-1/_stop", tok, nil), http.StatusOK)
+	stored := func() *catalog.S3Target {
+		t.Helper()
+		in, err := e.store.GetIntegration(context.Background(), "acme", "s3-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.S3
+	}
+	original := *stored()
+	patch := func(secretKey any) response {
+		sp := sub(validS3(), "s3_parameters")
+		sp["aws_region"] = "us-west-2" // the bucket stays my-bucket
+		if secretKey == nil {
+			delete(sp, "aws_secret_access_key")
+		} else {
+			sp["aws_secret_access_key"] = secretKey
+		}
+		return e.call(http.MethodPatch, BasePath+"/s3-1", tok, map[string]any{"s3_parameters": sp})
+	}
+	for _, c := range []struct {
+		name      string
+		secretKey any // nil: left out
+	}{
+		{"redacted secret key", secrets.Redact(secret)},
+		{"secret key left out", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want(t, patch(c.secretKey), http.StatusBadRequest, "s3_parameters.aws_secret_access_key")
+			if got := stored(); *got != original {
+				t.Fatalf("refused PATCH changed the stored target: %+v", got)
+			}
+		})
+	}
+	t.Run("secret key in full", func(t *testing.T) {
+		const fresh = "secret-for-us-west-2"
+		e.secret(fresh)
+		want(t, patch(fresh), http.StatusOK)
+		got := stored()
+		if got.Region != "us-west-2" || got.Bucket != original.Bucket || got.SecretAccessKey != fresh {
+			t.Fatalf("stored target = %+v", got)
+		}
+	})
+}
+
 // TestOwnHostsRefused: a callback URL that points at the service's own
 // public hosts is refused at registration and on PATCH, naming the field.
 func TestOwnHostsRefused(t *testing.T) {

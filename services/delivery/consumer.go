@@ -70,6 +70,9 @@ type consumer struct {
 	interruptOnce   sync.Once
 	interruptCause  StopCause
 	interruptReason string
+	// unrecorded is a stop the catalog kept refusing (see setStopped); the
+	// supervisor reads it after the run ended.
+	unrecorded *unrecordedStop
 
 	// mu guards parts and serialises commits with revocations, so nothing
 	// is committed for a partition after it was released.

@@ -45,7 +45,10 @@
 // A group without commits starts at the integration's start: offsets_reset_at
 // after a long stop, else starts_at, else the registration time. A group that
 // had committed (offsets_committed_epoch) but whose offsets the broker
-// expired resumes from when the integration stopped instead. A start more
+// expired resumes from when the integration stopped instead (never stopped:
+// from its newest attempt row, or from the start of the attempt retention
+// window when it has none; a failed read fails the join, which franz-go
+// retries, rather than replaying from the registration). A start more
 // than OffsetRetention after the stop bumps the group epoch (a fresh group)
 // and starts from the start time, logging it. Temporary integrations deliver
 // records stamped within [starts_at, ends_at], each filtered by its own
@@ -73,6 +76,12 @@
 // every outside text passes through catalog.SafeText. The supervisor reads
 // integration states over a connection pool of its own, so a busy catalog
 // pool applies backpressure to delivery without closing the stop gate.
+// Setting an integration stopped (an interrupt, a completion) is retried a
+// bounded number of times; a reason Postgres refuses is replaced by a fixed
+// one; a stop the catalog keeps refusing is counted
+// (eventstream.delivery.stops_unrecorded) and logged, and the integration
+// stays paused on the worker (no consumer) while the supervisor retries the
+// write, until it is recorded or the integration's state changes.
 //
 // # Webhook sink
 //

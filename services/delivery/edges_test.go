@@ -282,3 +282,114 @@ func TestPartiallyCommittedGroupStartsUncommittedPartitionsAtTheStart(t *testing
 	rcv.waitDelivered(t, 30*time.Second, []*eventspb.Event{slow})
 	e.waitCommittedToEnd(e.group(in))
 }
+
+// An integration that never stopped and whose committed offsets vanished
+// resumes from its newest attempt; when that read fails the join fails and
+// is retried, it never starts over from the registration.
+func TestLostOffsetsReadErrorIsRetriedNotReplayedFromRegistration(t *testing.T) {
+	e := newEnv(t, 2)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	cfg := e.config()
+	cfg.ClockSkew = time.Millisecond // few events share the resume point's millisecond
+	stop := e.startWorker(cfg)
+	first := e.produceN("order.created", 20)
+	rcv.waitDelivered(t, 30*time.Second, first)
+	e.waitCommittedToEnd(e.group(in))
+	testenv.WaitFor(t, 10*time.Second, "the catalog to know the group committed", func() bool {
+		st, err := e.store.GetDeliveryState(context.Background(), e.tenant, "erp-1")
+		return err == nil && st.OffsetsCommitted
+	})
+	testenv.WaitFor(t, 10*time.Second, "every SUCCESS row written", func() bool { return len(e.successIDs("erp-1")) == len(first) })
+	stop()
+	// Events stamped before the resume point (the newest attempt less the
+	// clock-skew allowance) must not come again; those after it may.
+	var last time.Time
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT max(attempted_at) FROM publish_attempts
+		WHERE tenant = $1 AND integration_id = 'erp-1'`, e.tenant).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	resumeMs := last.Add(-cfg.ClockSkew).UnixMilli()
+	var before []*eventspb.Event
+	for _, ev := range first {
+		if ev.GetIngestedAt().AsTime().UnixMilli() < resumeMs {
+			before = append(before, ev)
+		}
+	}
+	if len(before) < len(first)/2 {
+		t.Fatalf("only %d of %d events before the resume point", len(before), len(first))
+	}
+
+	// The broker forgets the group's offsets (no worker ran it for longer
+	// than its retention), and the newest attempt cannot be read.
+	ctx := context.Background()
+	if _, err := e.adm.DeleteGroups(ctx, e.group(in)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Pool.Exec(ctx, `ALTER TABLE publish_attempts RENAME TO publish_attempts_away`); err != nil {
+		t.Fatal(err)
+	}
+	missed := e.produceN("order.created", 10)
+	logs, _ := e.startLogged(cfg)
+	testenv.WaitFor(t, 30*time.Second, "the failed read of the last attempt", func() bool {
+		return strings.Count(logs.String(), "reading the last attempt to resume lost offsets") >= 2
+	})
+	for _, ev := range before {
+		if n := rcv.okCount(idemKey(ev)); n != 1 {
+			t.Fatalf("an event delivered before was delivered %d times while the last attempt could not be read: replayed from the registration", n)
+		}
+	}
+	if _, err := e.db.Pool.Exec(ctx, `ALTER TABLE publish_attempts_away RENAME TO publish_attempts`); err != nil {
+		t.Fatal(err)
+	}
+	rcv.waitDelivered(t, 30*time.Second, missed)
+	e.waitCommittedToEnd(e.group(in))
+	for _, ev := range before {
+		if n := rcv.okCount(idemKey(ev)); n != 1 {
+			t.Fatalf("an event delivered before was delivered %d times: the stream replayed from the registration", n)
+		}
+	}
+}
+
+// An integration that never stopped, whose committed offsets vanished and
+// which has no attempt row at all (whatever it delivered is older than the
+// attempt retention, or it filtered everything) resumes from the start of
+// the attempt retention window: records stamped within it were never
+// attempted and are delivered; older ones, from before the window, are not
+// replayed from the registration.
+func TestLostOffsetsWithoutAttemptRowsResumeFromTheRetentionWindow(t *testing.T) {
+	e := newEnv(t, 2)
+	rcv := newReceiver(t, nil)
+	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
+	ctx := context.Background()
+	// Registered 40 days ago; its group committed once (the catalog knows),
+	// and the broker has since forgotten the offsets.
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE integrations SET created_at = now() - interval '40 days'
+		WHERE tenant = $1 AND id = $2`, e.tenant, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.MarkOffsetsCommitted(ctx, e.tenant, in.ID, in.Generation, 0); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config()
+	cfg.AttemptRetention = 30 * 24 * time.Hour
+	stamped := func(ago time.Duration, n int) []*eventspb.Event {
+		evs := make([]*eventspb.Event, n)
+		for i := range evs {
+			evs[i] = e.event("order.created", int(e.seq.Add(1)), time.Now().Add(-ago))
+		}
+		e.produce(evs...)
+		return evs
+	}
+	old := stamped(35*24*time.Hour, 5) // before the window: delivered long ago, rows pruned
+	inWindow := stamped(time.Hour, 5)  // within it: never attempted
+	e.startWorker(cfg)
+	fresh := e.produceN("order.created", 5)
+	rcv.waitDelivered(t, 30*time.Second, append(inWindow, fresh...))
+	e.waitCommittedToEnd(e.group(in))
+	for _, ev := range old {
+		if n := rcv.okCount(idemKey(ev)); n != 0 {
+			t.Fatalf("an event stamped before the attempt retention window was delivered %d times: replayed from the registration", n)
+		}
+	}
+}

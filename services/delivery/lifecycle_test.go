@@ -289,7 +289,14 @@ func TestTwoWorkersSplitPartitionsAndHandOver(t *testing.T) {
 // (NAME=value) override the test defaults.
 func (e *env) workerProcess(env ...string) (*exec.Cmd, *bytes.Buffer) {
 	e.t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return e.process(exec.Command(os.Args[0], "-test.run=^$"), env...)
+}
+
+// process starts cmd (a delivery worker: this test binary re-executed, or
+// the built binary) with the test defaults in its environment, overridden
+// by env.
+func (e *env) process(cmd *exec.Cmd, env ...string) (*exec.Cmd, *bytes.Buffer) {
+	e.t.Helper()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Env = append(os.Environ(),

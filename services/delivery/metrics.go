@@ -30,6 +30,8 @@ type instruments struct {
 	undecodable metric.Int64Counter
 	// stops counts integrations the worker stopped, by StopCause.
 	stops metric.Int64Counter
+	// stopsUnrecorded counts stops the catalog kept refusing to record.
+	stopsUnrecorded metric.Int64Counter
 }
 
 var (
@@ -54,6 +56,9 @@ func workerMetrics() *instruments {
 			metric.WithDescription("Kafka records that could not be decoded; each is recorded as a FAILURE attempt and skipped."))
 		in.stops, _ = meter.Int64Counter("eventstream.delivery.integration_stops",
 			metric.WithDescription("Integrations the worker stopped (interrupted or, for temporary ones, completed), by reason."))
+		in.stopsUnrecorded, _ = meter.Int64Counter("eventstream.delivery.stops_unrecorded",
+			metric.WithDescription("Integration stops the catalog kept refusing to record after bounded retries; "+
+				"the integration is paused on the worker, which retries recording the stop."))
 		dropped, _ := meter.Int64ObservableCounter("eventstream.delivery.attempt_rows_dropped",
 			metric.WithDescription("Attempt rows the catalog refused even in their safe form (logged with their ids)."))
 		memory, _ := meter.Int64ObservableGauge("eventstream.delivery.inflight_bytes", metric.WithUnit("By"),

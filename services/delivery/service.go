@@ -53,9 +53,17 @@ type Service struct {
 	spare    map[ikey]catalog.DeliveryState
 	retryAt  map[ikey]time.Time
 	failures map[ikey]int
-	exited   chan *consumer
-	poke     chan struct{}
-	cleanup  chan struct{}
+	// paused are integrations whose stop the catalog did not record: no
+	// consumer runs for them while the supervisor retries the write.
+	paused map[ikey]*unrecordedStop
+	// running holds every consumer goroutine: Run returns after them all.
+	running errgroup.Group
+	// consumerExited, when set (tests), is the last thing a consumer's
+	// goroutine does.
+	consumerExited func()
+	exited         chan *consumer
+	poke           chan struct{}
+	cleanup        chan struct{}
 
 	// admCl is adm's client, set while Run's supervisor loop runs (Ready
 	// pings it); lastPoll is when (unix ns) the last state poll succeeded.
@@ -96,6 +104,7 @@ func New(cfg Config, store *catalog.Store, pool *pgxpool.Pool, opts ...Option) (
 		known:     map[ikey]catalog.DeliveryState{},
 		retryAt:   map[ikey]time.Time{},
 		failures:  map[ikey]int{},
+		paused:    map[ikey]*unrecordedStop{},
 		exited:    make(chan *consumer, 16),
 		poke:      make(chan struct{}, 1),
 		cleanup:   make(chan struct{}, 1),
@@ -198,9 +207,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, c := range s.consumers {
 		c.stop(errShutdown)
 	}
-	for _, c := range s.consumers {
-		<-c.done
-	}
+	_ = s.running.Wait() // every consumer's goroutine, registry removal included
 	stopWriter()
 	return writer.Wait()
 }
@@ -339,7 +346,16 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 			}
 			delete(s.retryAt, k)
 			delete(s.failures, k)
+			delete(s.paused, k)
 			continue
+		}
+		if p := s.paused[k]; p != nil && c == nil {
+			if sameRun(p.state, st) {
+				s.recordPausedStop(ctx, k, p)
+				continue
+			}
+			// Stopped, started or changed meanwhile: the operator decided.
+			delete(s.paused, k)
 		}
 		if c != nil {
 			if sameRun(c.state, st) && !(full && configs.changed(c)) {
@@ -370,6 +386,7 @@ func (s *Service) pollStates(ctx context.Context, full bool) {
 	for k := range s.known {
 		if _, ok := seen[k]; !ok {
 			s.cleanupSoon()
+			delete(s.paused, k)
 		}
 	}
 	s.known, s.spare = seen, s.known
@@ -500,16 +517,20 @@ func (s *Service) start(ctx context.Context, st catalog.DeliveryState, readAt ti
 	s.consumers[k] = c
 	registry.add(s, c)
 	c.log.Info("starting consumer")
-	go func() {
+	s.running.Go(func() error {
 		if err := c.run(); err != nil {
 			c.log.Error("consumer failed", "err", err)
 		}
 		registry.remove(s, c)
 		select {
 		case s.exited <- c:
-		case <-ctx.Done(): // shutting down: Run waits on c.done instead
+		case <-ctx.Done(): // shutting down: Run waits for this goroutine instead
 		}
-	}()
+		if s.consumerExited != nil {
+			s.consumerExited()
+		}
+		return nil
+	})
 }
 
 func roundDays(d time.Duration) string {
@@ -536,13 +557,45 @@ func (s *Service) onExit(c *consumer) {
 		delete(s.consumers, k)
 	}
 	cause := context.Cause(c.ctx)
-	if cause == nil {
+	switch {
+	case c.unrecorded != nil:
+		// Its stop is not recorded: no new consumer, the write is
+		// retried on later passes (spaced like restarts).
+		s.paused[k] = c.unrecorded
 		s.backoff(k)
-	} else {
+	case cause == nil:
+		s.backoff(k)
+	default:
 		delete(s.failures, k)
 	}
 	s.cleanupSoon()
 	s.pokeNow()
+}
+
+// recordPausedStop tries once more, when its backoff is over, to record the
+// stop of a paused integration; the supervisor loop waits for it at most
+// StopPropagation (the bound its reads have too).
+func (s *Service) recordPausedStop(ctx context.Context, k ikey, p *unrecordedStop) {
+	if t, ok := s.retryAt[k]; ok && time.Now().Before(t) {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.StopPropagation)
+	_, err := s.store.SetStatus(wctx, k.tenant, k.id, catalog.StatusStopped, p.action, p.reason)
+	cancel()
+	switch {
+	case err == nil, errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrSecretsUnreadable):
+		s.log.Info("recorded the stop of a paused integration", "tenant", k.tenant, "integration", k.id, "tries", s.failures[k]+1)
+		delete(s.paused, k)
+		delete(s.retryAt, k)
+		delete(s.failures, k)
+	default:
+		s.log.Warn("recording the stop of a paused integration", "tenant", k.tenant, "integration", k.id,
+			"tries", s.failures[k]+1, "err", err)
+		if errors.Is(err, catalog.ErrUnstorable) {
+			p.reason = fallbackReason(p.cause, p.action)
+		}
+		s.backoff(k)
+	}
 }
 
 func (s *Service) consumerDeps() consumerDeps {

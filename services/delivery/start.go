@@ -67,9 +67,14 @@ func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32
 	})
 	from := c.fromMs
 	if !anyCommitted {
-		if r := c.resumeAfterLostOffsets(ctx); r > from {
-			from = r
+		r, err := c.resumeAfterLostOffsets(ctx)
+		if err != nil {
+			// Failing the join makes franz-go rejoin after a backoff and
+			// ask again; nothing is fetched meanwhile. Starting at the
+			// registration instead would deliver everything again.
+			return nil, err
 		}
+		from = max(from, r)
 	}
 	byTime, err := c.deps.adm.ListOffsetsAfterMilli(ctx, from, c.topic)
 	if err != nil {
@@ -97,26 +102,39 @@ func (c *consumer) adjustStart(ctx context.Context, offsets map[string]map[int32
 // stream resumes from when the integration stopped, or, if it never did,
 // from its newest attempt, less the clock-skew allowance. 0 means no
 // adjustment (a group that never committed starts at its start time).
-func (c *consumer) resumeAfterLostOffsets(ctx context.Context) int64 {
+//
+// An integration that never stopped and has no attempt row in the window
+// attempt rows are kept (ATTEMPTS_RETENTION) made no attempt in that window:
+// whatever it delivered is older, and every record of the window was
+// either filtered out or not reached yet. It resumes from the window's
+// start (or its registration, when younger): nothing of the window is lost,
+// nothing delivered is replayed. A failed read is an error, never "from the
+// registration": the join fails and is retried.
+func (c *consumer) resumeAfterLostOffsets(ctx context.Context) (int64, error) {
 	if !c.state.OffsetsCommitted {
-		return 0
+		return 0, nil
 	}
 	var at time.Time
 	switch {
 	case c.in.StoppedAt != nil && c.in.StoppedAt.After(c.in.CreatedAt):
 		at = *c.in.StoppedAt
 	default:
-		last, ok, err := c.deps.status.LastAttemptAt(ctx, c.in.Tenant, c.in.ID, c.in.CreatedAt)
-		if err != nil || !ok {
-			if err != nil {
-				c.log.Warn("reading the last attempt to resume lost offsets", "err", err)
-			}
-			return 0
+		since := c.in.CreatedAt
+		if kept := time.Now().Add(-c.deps.cfg.AttemptRetention); c.deps.cfg.AttemptRetention > 0 && kept.After(since) {
+			since = kept
 		}
-		at = last
+		last, ok, err := c.deps.status.LastAttemptAt(ctx, c.in.Tenant, c.in.ID, since)
+		if err != nil {
+			c.log.Warn("reading the last attempt to resume lost offsets: the group joins again and retries", "err", err)
+			return 0, fmt.Errorf("reading the last attempt to resume lost offsets: %w", err)
+		}
+		at = since
+		if ok {
+			at = last
+		}
 	}
 	at = at.Add(-c.deps.cfg.ClockSkew)
 	c.log.Warn("the group's committed offsets are gone (broker offsets retention shorter than DELIVERY_OFFSET_RETENTION?): "+
-		"resuming from when the integration stopped", "from", at)
-	return at.UnixMilli()
+		"resuming from when the integration stopped or last attempted", "from", at)
+	return at.UnixMilli(), nil
 }

@@ -75,7 +75,7 @@ func (c *consumer) checkCompletion() {
 	comp.done = true
 	c.log.Info("temporary integration completed")
 	c.recordStop(StopCompleted)
-	c.setStopped(catalog.ActionCompleted,
+	c.setStopped(StopCompleted, catalog.ActionCompleted,
 		fmt.Sprintf("Completed: all events up to %s were delivered.", events.FormatTime(*c.in.EndsAt)))
 	c.stop(errStopRequested)
 }
