@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"sync"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -40,21 +39,41 @@ func RunAsProcess(run func(ctx context.Context, getenv func(string) string) erro
 // Process is a service process started by StartProcess.
 type Process struct {
 	Cmd *exec.Cmd
-	mu  sync.Mutex
-	out bytes.Buffer
-}
-
-func (p *Process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
+	out SyncBuffer
 }
 
 // Output is what the process wrote so far (stdout and stderr).
-func (p *Process) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
+func (p *Process) Output() string { return p.out.String() }
+
+// Stop sends SIGTERM and fails the test unless the process then exits 0.
+func (p *Process) Stop(t testing.TB) {
+	t.Helper()
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+// CheckProbes waits (up to 30 s) until the service at base answers /readyz
+// with 200, then checks /healthz answers 200 and /metrics holds every
+// string in want.
+func CheckProbes(t testing.TB, base string, want ...string) {
+	t.Helper()
+	WaitFor(t, 30*time.Second, base+" ready", func() bool { code, _ := Get(base + "/readyz"); return code == http.StatusOK })
+	if code, _ := Get(base + "/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz: %d", code)
+	}
+	code, body := Get(base + "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("/metrics has no %s", w)
+		}
+	}
 }
 
 // StartProcess re-executes the test binary as a service process (see
@@ -64,7 +83,7 @@ func (p *Process) Output() string {
 func StartProcess(t testing.TB, env ...string) *Process {
 	t.Helper()
 	p := &Process{Cmd: exec.CommandContext(context.Background(), os.Args[0], "-test.run=^$")}
-	p.Cmd.Stdout, p.Cmd.Stderr = p, p
+	p.Cmd.Stdout, p.Cmd.Stderr = &p.out, &p.out
 	p.Cmd.Env = append([]string{processEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
 	if err := p.Cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/eventstream/eventstream/pkg/testenv"
 )
 
 // What the browser tests need of the local stack: the real `eventstream run`
@@ -62,29 +64,12 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // stack is one `eventstream run`.
 type stack struct {
 	BaseURL     string
 	Token       string
 	ConsoleLink string
-	stderr      *lockedBuffer
+	stderr      *testenv.SyncBuffer
 }
 
 // startStack runs `eventstream run` on free ports and waits for its banner:
@@ -113,8 +98,8 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 	)
 	cmd := exec.Command(eventstreamBinary(t), "run")
 	cmd.Env = append(env, extraEnv...)
-	s := &stack{stderr: &lockedBuffer{}}
-	stdout := &lockedBuffer{}
+	s := &stack{stderr: &testenv.SyncBuffer{}}
+	stdout := &testenv.SyncBuffer{}
 	cmd.Stderr = s.stderr
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw

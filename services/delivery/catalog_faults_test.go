@@ -14,9 +14,9 @@ import (
 )
 
 // startLogged runs an in-process worker whose log the test reads.
-func (e *env) startLogged(cfg delivery.Config) (logs *syncBuffer, stop func()) {
+func (e *env) startLogged(cfg delivery.Config) (logs *testenv.SyncBuffer, stop func()) {
 	e.t.Helper()
-	logs = &syncBuffer{}
+	logs = &testenv.SyncBuffer{}
 	svc, err := delivery.New(cfg, e.store, e.db.Pool, delivery.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	if err != nil {
 		e.t.Fatal(err)

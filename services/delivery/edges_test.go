@@ -1,12 +1,10 @@
 package delivery_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,28 +62,10 @@ func TestLostOffsetsResumeFromTheStopNotTheRegistration(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestWorkerWarnsWhenTheBrokerKeepsOffsetsShorter(t *testing.T) {
 	store, db := testenv.NewStore(t)
 	cluster := testenv.NewKafka(t, kfake.BrokerConfigs(map[string]string{"offsets.retention.minutes": "60"}))
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	cfg := delivery.Config{Brokers: cluster.ListenAddrs(), OffsetRetention: 30 * 24 * time.Hour}
 	svc, err := delivery.New(cfg, store, db.Pool, delivery.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {

@@ -1,11 +1,9 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -13,27 +11,9 @@ import (
 	"github.com/eventstream/eventstream/pkg/testenv"
 )
 
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // stopWorld is a consumer of one running integration over a real catalog,
 // not started: enough to record its stop.
-func stopWorld(t *testing.T, id string) (*consumer, *catalog.Store, *testenv.World, *lockedBuffer) {
+func stopWorld(t *testing.T, id string) (*consumer, *catalog.Store, *testenv.World, *testenv.SyncBuffer) {
 	t.Helper()
 	w := testenv.NewWorld(t, "gate", 1)
 	in := &catalog.Integration{Tenant: w.Tenant, ID: id, Type: catalog.TypePermanent,
@@ -45,7 +25,7 @@ func stopWorld(t *testing.T, id string) (*consumer, *catalog.Store, *testenv.Wor
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testenv.SyncBuffer
 	cfg := Config{Brokers: w.Brokers, Pool: "gatepool"}.WithDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

@@ -1,34 +1,14 @@
 package eventstream
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/eventstream/eventstream/pkg/catalog"
 	"github.com/eventstream/eventstream/pkg/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // `eventstream migrate --wait` applies nothing: it waits until the catalog
 // holds every embedded migration, fails (exit 1) naming what is missing
@@ -39,11 +19,11 @@ func TestMigrateWait(t *testing.T) {
 	db := testenv.NewDB(t) // every migration applied
 	env := map[string]string{"DATABASE_URL": db.URL}
 	getenv := func(k string) string { return env[k] }
-	run := func(ctx context.Context, out *syncBuffer, args ...string) int {
+	run := func(ctx context.Context, out *testenv.SyncBuffer, args ...string) int {
 		return Main(ctx, append([]string{"migrate"}, args...), nil, out, out, getenv)
 	}
 
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	if code := run(ctx, &out, "--wait", "--timeout", "5s"); code != 0 || !strings.Contains(out.String(), "every migration") {
 		t.Fatalf("--wait on an up-to-date catalog: exit %d, %q", code, out.String())
 	}
@@ -60,7 +40,7 @@ func TestMigrateWait(t *testing.T) {
 	if p, err := catalog.Pending(ctx, db.Pool); err != nil || len(p) != 1 || p[0] != newest.name {
 		t.Fatalf("Pending = %v, %v; want [%s]", p, err, newest.name)
 	}
-	out = syncBuffer{}
+	out = testenv.SyncBuffer{}
 	start := time.Now()
 	if code := run(ctx, &out, "--wait", "--timeout", "1s", "--interval", "100ms"); code != 1 ||
 		!strings.Contains(out.String(), "timed out after 1s") || !strings.Contains(out.String(), newest.name) {
@@ -74,7 +54,7 @@ func TestMigrateWait(t *testing.T) {
 	}
 
 	// Waiting, then the migration arrives.
-	out = syncBuffer{}
+	out = testenv.SyncBuffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, &out, "--wait", "--timeout", "30s", "--interval", "50ms") }()
 	testenv.WaitFor(t, 10*time.Second, "--wait reporting the missing migration", func() bool {
@@ -102,7 +82,7 @@ func TestMigrateWait(t *testing.T) {
 
 	// Usage errors exit 2.
 	for _, args := range [][]string{{"--wait", "--timeout", "0s"}, {"extra"}, {"--nope"}} {
-		out = syncBuffer{}
+		out = testenv.SyncBuffer{}
 		if code := run(ctx, &out, args...); code != 2 {
 			t.Errorf("migrate %v: exit %d, want 2 (usage)", args, code)
 		}

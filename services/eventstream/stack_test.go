@@ -119,27 +119,10 @@ type runningStack struct {
 	cmd     *exec.Cmd
 	BaseURL string
 	Token   string
-	stdout  *lockedBuffer
-	stderr  *lockedBuffer
+	stdout  *testenv.SyncBuffer
+	stderr  *testenv.SyncBuffer
 	exited  chan struct{}
 	exitErr error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startStack runs `eventstream run` and waits for the banner with the base
@@ -148,7 +131,7 @@ func startStack(t *testing.T, e *stackEnv) *runningStack {
 	t.Helper()
 	cmd := exec.Command(eventstreamBinary(t), "run")
 	cmd.Env = e.environ()
-	s := &runningStack{cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	s := &runningStack{cmd: cmd, stdout: &testenv.SyncBuffer{}, stderr: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	pr, pw := io.Pipe()
 	cmd.Stdout = pw

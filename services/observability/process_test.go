@@ -2,10 +2,8 @@ package observability
 
 import (
 	"errors"
-	"net/http"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,26 +17,8 @@ func TestProcessServesProbesAndMetrics(t *testing.T) {
 	db := testenv.NewDB(t)
 	addr := testenv.FreeAddr(t)
 	p := testenv.StartProcess(t, "OBSERVABILITY_ADDR="+addr, "DATABASE_URL="+db.URL, "AUTH_HS256_SECRET="+testHS256Secret)
-	base := "http://" + addr
-	testenv.WaitFor(t, 30*time.Second, "observability ready", func() bool { code, _ := testenv.Get(base + "/readyz"); return code == http.StatusOK })
-	if code, _ := testenv.Get(base + "/healthz"); code != http.StatusOK {
-		t.Fatalf("/healthz: %d", code)
-	}
-	code, body := testenv.Get(base + "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	for _, want := range []string{"go_goroutines", `http_server_request_duration_seconds_count{`, `service_component="observability"`} {
-		if !strings.Contains(body, want) {
-			t.Errorf("/metrics has no %s", want)
-		}
-	}
-	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v", err)
-	}
+	testenv.CheckProbes(t, "http://"+addr, "go_goroutines", `http_server_request_duration_seconds_count{`, `service_component="observability"`)
+	p.Stop(t)
 }
 
 // A misconfigured process exits non-zero at once, naming every bad or
