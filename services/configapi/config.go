@@ -177,12 +177,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if len(keys) > 0 {
 		c.EncryptionKey, c.EncryptionKeys = keys[0], keys
 	}
-	if err := s.Err(); err != nil {
-		return Config{}, fmt.Errorf("reading configapi config: %w", err)
-	}
+	// A malformed variable left its field zero, so Validate sees its
+	// default: every problem is reported once, all in one error.
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
-		return Config{}, err
+		s.Fail(err)
+	}
+	if err := s.Err(); err != nil {
+		return Config{}, fmt.Errorf("reading configapi config: %w", err)
 	}
 	return c, nil
 }

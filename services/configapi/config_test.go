@@ -152,3 +152,18 @@ func TestNewValidatesConfig(t *testing.T) {
 		t.Error("New accepted a config without DATABASE_URL and SECRETS_KEY")
 	}
 }
+
+// One start reports every problem: a malformed variable, a failed check and
+// a missing requirement together, each named.
+func TestConfigFromEnvReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"CONFIGAPI_BODY_LIMIT": "big", "CONFIGAPI_RETRY_BURST": "0", "AUTH_HS256_SECRET": testHS256Secret}
+	_, err := ConfigFromEnv(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"CONFIGAPI_BODY_LIMIT", "CONFIGAPI_RETRY_BURST", "DATABASE_URL", "SECRETS_KEY"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}

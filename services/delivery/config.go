@@ -251,9 +251,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		s.Fail(err)
 	}
 	c.SecretsKeys = keys
-	if err := s.Err(); err != nil {
-		return c, err
-	}
+	// A malformed variable left its field zero, so Validate sees its
+	// default: every problem is reported once, all in one error.
 	c = c.WithDefaults()
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		s.Fail(err)
+	}
+	return c, s.Err()
 }

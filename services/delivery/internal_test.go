@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,6 +180,21 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 	if cfg, err := ConfigFromEnv(func(k string) string { return map[string]string{"KAFKA_BROKERS": "k"}[k] }); err != nil || !cfg.Wildcard() {
 		t.Fatalf("default pool: %+v, %v", cfg.PoolTenants, err)
+	}
+}
+
+// One start reports every problem: a malformed variable and a failed check
+// together, each named.
+func TestConfigFromEnvReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"DELIVERY_RETRY_BASE": "soon", "DELIVERY_POOL_TENANTS": "*,acme"}
+	_, err := ConfigFromEnv(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"DELIVERY_RETRY_BASE", "DELIVERY_POOL_TENANTS", "KAFKA_BROKERS"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
 	}
 }
 

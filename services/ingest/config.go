@@ -163,12 +163,14 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.DatabaseURL == "" {
 		s.Fail(errors.New("DATABASE_URL is required"))
 	}
-	if err := s.Err(); err != nil {
-		return Config{}, fmt.Errorf("reading ingest config: %w", err)
-	}
+	// A malformed variable left its field zero, so Validate sees its
+	// default: every problem is reported once, all in one error.
 	c = c.WithDefaults()
 	if err := c.Validate(); err != nil {
-		return Config{}, err
+		s.Fail(err)
+	}
+	if err := s.Err(); err != nil {
+		return Config{}, fmt.Errorf("reading ingest config: %w", err)
 	}
 	return c, nil
 }

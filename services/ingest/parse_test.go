@@ -173,3 +173,19 @@ func TestParseEventsRefusesRepeatedKeys(t *testing.T) {
 		t.Fatalf("repeated key inside the payload: %v", err)
 	}
 }
+
+// One start reports every problem: a malformed variable, a failed check and
+// a missing requirement together, each named.
+func TestConfigFromEnvReportsEveryProblem(t *testing.T) {
+	env := map[string]string{"INGEST_BODY_LIMIT": "big", "INGEST_RATE_BURST": "1", "KAFKA_BROKERS": "k:9092",
+		"AUTH_HS256_SECRET": strings.Repeat("s", 32)}
+	_, err := ingest.ConfigFromEnv(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"INGEST_BODY_LIMIT", "INGEST_RATE_BURST", "DATABASE_URL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}

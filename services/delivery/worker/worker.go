@@ -32,16 +32,14 @@ const readyTimeout = 2 * time.Second
 // drains. Its HTTP port answers from the start (liveness during a slow
 // start) until the drain is over.
 func Run(ctx context.Context, getenv func(string) string) error {
+	// Both loaders run first, so one start reports every bad variable.
 	cfg, err := delivery.ConfigFromEnv(getenv)
-	if err != nil {
-		return err
-	}
-	s3cfg, err := s3sink.ConfigFromEnv(getenv)
-	if err != nil {
-		return err
-	}
+	s3cfg, s3err := s3sink.ConfigFromEnv(getenv)
 	if cfg.DatabaseURL == "" || len(cfg.SecretsKeys) == 0 {
-		return errors.New("DATABASE_URL and SECRETS_KEYS (or SECRETS_KEY) are required")
+		err = errors.Join(err, errors.New("DATABASE_URL and SECRETS_KEYS (or SECRETS_KEY) are required"))
+	}
+	if err = errors.Join(err, s3err); err != nil {
+		return fmt.Errorf("reading the delivery worker's config: %w", err)
 	}
 	box, err := secrets.NewRing(cfg.SecretsKeys)
 	if err != nil {
