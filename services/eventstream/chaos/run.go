@@ -368,6 +368,42 @@ func (r *run) recover(ctx context.Context) {
 
 // judge reads back the S3 objects and the attempt rows and fills in the
 // result per integration.
+// rowsSettle bounds the wait for the attempt rows of deliveries the judge
+// saw: the services are still running, and a row is written just after its
+// delivery (a webhook's 2xx, an S3 object's completion), in the attempt
+// writer's next batch.
+const rowsSettle = 15 * time.Second
+
+// settledAttemptRows reads the attempt rows until every delivery seen so far
+// has its SUCCESS row, or rowsSettle passes (the judge then counts what is
+// still missing).
+func (r *run) settledAttemptRows(ctx context.Context) (map[string]map[string]rowCounts, error) {
+	deadline := time.Now().Add(rowsSettle)
+	for {
+		rows, err := attemptRows(ctx, r.sys)
+		if err != nil {
+			return rows, err
+		}
+		waiting := 0
+		for _, in := range r.sys.integs {
+			for _, id := range r.ledger.deliveredIDs(in) {
+				if rows[in.key()][id].success == 0 {
+					waiting++
+				}
+			}
+		}
+		if waiting == 0 || time.Now().After(deadline) {
+			return rows, nil
+		}
+		r.logf("waiting for the attempt rows of %d deliveries", waiting)
+		select {
+		case <-ctx.Done():
+			return rows, nil
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 func (r *run) judge(ctx context.Context) {
 	sys, ledger, res := r.sys, r.ledger, r.res
 	for _, in := range sys.integs {
@@ -379,7 +415,7 @@ func (r *run) judge(ctx context.Context) {
 			ledger.recordS3(in, lines)
 		}
 	}
-	rows, err := attemptRows(ctx, sys)
+	rows, err := r.settledAttemptRows(ctx)
 	if err != nil {
 		res.HarnessErrors = append(res.HarnessErrors, fmt.Sprintf("reading publish_attempts: %v", err))
 	}
