@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/eventstream/eventstream/pkg/httpapi"
 )
@@ -29,6 +30,9 @@ type Service struct {
 	Pages bool
 	// Run, when set, runs until ctx ends and then drains within a bounded time.
 	Run func(ctx context.Context) error
+	// Ready, when set, is the readiness check of a service without a
+	// Handler (the delivery worker: supervisor, Postgres, Kafka).
+	Ready func(ctx context.Context) error
 	// Close, when set, releases what the service holds (clients) once every
 	// service has stopped.
 	Close func()
@@ -125,12 +129,28 @@ func serveAt(h http.Handler, path string, w http.ResponseWriter, r *http.Request
 	h.ServeHTTP(w, r2)
 }
 
-// ready asks every embedded HTTP service's /readyz and reports them together.
+// readyTimeout bounds a worker's readiness check (its Postgres and Kafka pings).
+const readyTimeout = 2 * time.Second
+
+// ready asks every embedded HTTP service's /readyz, and every worker's Ready,
+// and reports them together.
 func ready(w http.ResponseWriter, r *http.Request, services []Service) {
 	status := http.StatusOK
 	out := map[string]string{}
 	for _, s := range services {
 		if s.Handler == nil {
+			if s.Ready == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+			err := s.Ready(ctx)
+			cancel()
+			if err != nil {
+				status = http.StatusServiceUnavailable
+				out[s.Name] = err.Error()
+			} else {
+				out[s.Name] = "ready"
+			}
 			continue
 		}
 		rec := httptest.NewRecorder()

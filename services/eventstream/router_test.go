@@ -1,7 +1,9 @@
 package eventstream
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -90,4 +92,30 @@ func TestRouter(t *testing.T) {
 			t.Errorf("services = %v", body.Services)
 		}
 	})
+}
+
+// /readyz includes the workers (no HTTP handler) through their Ready check:
+// the stack is not ready while the delivery worker is not.
+func TestReadyzAsksWorkers(t *testing.T) {
+	var workerErr error
+	h := newRouter([]Service{
+		{Name: "configapi", Prefixes: []string{"/api/v1/org/integrations/eventstream"}, Handler: echoService("configapi", 200)},
+		{Name: "delivery", Ready: func(context.Context) error { return workerErr }},
+	}, http.NotFoundHandler())
+	get := func() (int, map[string]string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+		var body struct{ Services map[string]string }
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		return rec.Code, body.Services
+	}
+	if code, services := get(); code != http.StatusOK || services["delivery"] != "ready" || services["configapi"] != "ready" {
+		t.Errorf("ready worker: %d %v", code, services)
+	}
+	workerErr = errors.New("the supervisor is not running")
+	if code, services := get(); code != http.StatusServiceUnavailable || services["delivery"] != "the supervisor is not running" {
+		t.Errorf("worker not ready: %d %v", code, services)
+	}
 }

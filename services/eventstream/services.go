@@ -64,7 +64,7 @@ func buildServices(ctx context.Context, d deps) ([]Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []Service{{Name: "delivery", Run: dl.Run}}
+	out := []Service{{Name: "delivery", Run: dl.Run, Ready: dl.Ready}}
 	add := func(svc Service, err error) error {
 		if err != nil {
 			closeServices(out)
