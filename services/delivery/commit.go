@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/eventstream/eventstream/pkg/catalog"
 )
 
 // done marks records final.
@@ -180,6 +182,8 @@ func (c *consumer) commitLocked(list []*partState) (behind bool) {
 		if o, ok := offsets[ps.p]; ok {
 			ps.committed = o.Offset
 			c.committedOnce.Store(true)
+			c.deps.checkpoints.record(catalog.OffsetCheckpoint{Tenant: c.in.Tenant, IntegrationID: c.in.ID,
+				Generation: c.in.Generation, GroupEpoch: c.state.GroupEpoch, Partition: ps.p, NextOffset: o.Offset})
 		}
 	}
 	return commitErr != nil

@@ -119,6 +119,13 @@ type Config struct {
 	// (DELIVERY_COMMIT_INTERVAL, 1s); they are also committed on revocation
 	// and on stop.
 	CommitInterval time.Duration
+	// OffsetCheckpointInterval is how often the offsets committed to Kafka
+	// are copied to the catalog, all integrations in one statement
+	// (DELIVERY_OFFSET_CHECKPOINT_INTERVAL, 30s; also at drain). An
+	// integration whose committed offsets the broker expired resumes from
+	// them exactly; at most the records delivered after the newest copy
+	// come again.
+	OffsetCheckpointInterval time.Duration
 	// DrainTimeout bounds finishing in-flight work at shutdown and on a
 	// partition revocation before committing (DELIVERY_DRAIN_TIMEOUT, 15s;
 	// at most half the rebalance timeout is used on revocation).
@@ -165,6 +172,7 @@ func (c *Config) settings(s *config.Set) {
 	s.Duration(&c.SessionTimeout, "KAFKA_SESSION_TIMEOUT", 45*time.Second, "consumer group session timeout")
 	s.Duration(&c.RebalanceTimeout, "KAFKA_REBALANCE_TIMEOUT", 60*time.Second, "consumer group rebalance timeout")
 	s.Duration(&c.CommitInterval, "DELIVERY_COMMIT_INTERVAL", time.Second, "how often finished offsets are committed")
+	s.Duration(&c.OffsetCheckpointInterval, "DELIVERY_OFFSET_CHECKPOINT_INTERVAL", 30*time.Second, "how often committed offsets are copied to the catalog (resume after broker offset expiry)")
 	s.Duration(&c.DrainTimeout, "DELIVERY_DRAIN_TIMEOUT", 15*time.Second, "time to finish in-flight work at shutdown or revocation")
 	s.Duration(&c.ClockSkew, "DELIVERY_CLOCK_SKEW", 5*time.Second, "allowance for ingest hosts' clocks")
 }
@@ -207,7 +215,8 @@ func (c Config) Validate() error {
 		"DELIVERY_TEMPORARY_RETENTION": c.TemporaryRetention, "DELIVERY_OFFSET_RETENTION": c.OffsetRetention,
 		"ATTEMPTS_RETENTION": c.AttemptRetention, "KAFKA_SESSION_TIMEOUT": c.SessionTimeout,
 		"KAFKA_REBALANCE_TIMEOUT": c.RebalanceTimeout, "DELIVERY_COMMIT_INTERVAL": c.CommitInterval,
-		"DELIVERY_DRAIN_TIMEOUT": c.DrainTimeout, "DELIVERY_CLOCK_SKEW": c.ClockSkew,
+		"DELIVERY_OFFSET_CHECKPOINT_INTERVAL": c.OffsetCheckpointInterval,
+		"DELIVERY_DRAIN_TIMEOUT":              c.DrainTimeout, "DELIVERY_CLOCK_SKEW": c.ClockSkew,
 	}
 	for name, d := range positive {
 		if d <= 0 {

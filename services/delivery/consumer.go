@@ -100,7 +100,10 @@ type consumerDeps struct {
 	status consumerCatalog
 	// attempts records outcomes the core decides itself (undecodable records).
 	attempts AttemptWriter
-	newSink  func(ctx context.Context, c *consumer) (Sink, error)
+	// checkpoints receives the offsets committed to Kafka, copied to the
+	// catalog in batches (nil: none kept).
+	checkpoints *checkpoints
+	newSink     func(ctx context.Context, c *consumer) (Sink, error)
 	// life is the worker's lifetime: it bounds retries of catalog writes.
 	life context.Context
 	log  *slog.Logger
@@ -111,6 +114,7 @@ type consumerCatalog interface {
 	SetStatus(ctx context.Context, tenant, id, status, action, reason string) (*catalog.Integration, error)
 	MarkOffsetsCommitted(ctx context.Context, tenant, id string, generation int64, epoch int) error
 	LastAttemptAt(ctx context.Context, tenant, id string, since time.Time) (time.Time, bool, error)
+	OffsetCheckpoints(ctx context.Context, tenant, id string, generation int64, epoch int) (map[int32]int64, error)
 }
 
 func newConsumer(deps consumerDeps, in *catalog.Integration, st catalog.DeliveryState) *consumer {

@@ -45,10 +45,20 @@
 // A group without commits starts at the integration's start: offsets_reset_at
 // after a long stop, else starts_at, else the registration time. A group that
 // had committed (offsets_committed_epoch) but whose offsets the broker
-// expired resumes from when the integration stopped instead (never stopped:
-// from its newest attempt row, or from the start of the attempt retention
-// window when it has none; a failed read fails the join, which franz-go
-// retries, rather than replaying from the registration). A start more
+// expired resumes each partition from its offset checkpoint: the worker
+// copies the offsets it committed to the catalog (delivery_offset_checkpoints,
+// every integration's in one statement every OffsetCheckpointInterval and at
+// drain, never per commit), and a partition starts at the copy of this
+// generation and epoch, or at the log start when retention deleted records
+// below it (logged). A copy lags the commits by at most one interval: what
+// was delivered after it comes again, nothing is skipped however far the
+// consumer lagged. A partition without a copy (never committed, or a group
+// older than the checkpoints) resumes by time: from when the integration
+// stopped (never stopped: from its newest attempt row, or from the start of
+// the attempt retention window when it has none), which skips records
+// ingested before then but not yet delivered. A failed read (checkpoints or
+// newest attempt) fails the join, which franz-go retries, rather than
+// replaying from the registration. A start more
 // than OffsetRetention after the stop bumps the group epoch (a fresh group)
 // and starts from the start time, logging it. Temporary integrations deliver
 // records stamped within [starts_at, ends_at], each filtered by its own

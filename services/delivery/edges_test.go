@@ -22,14 +22,25 @@ import (
 )
 
 // An integration whose committed offsets vanished (the broker's offsets
-// retention expired them while it was stopped) resumes from when it
+// retention expired them while it was stopped) resumes from its offset
+// checkpoints, or, for a group without any (it predates them), from when it
 // stopped: what it delivered before is not replayed, what was published
 // while it was stopped arrives.
 func TestLostOffsetsResumeFromTheStopNotTheRegistration(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		checkpoints bool
+	}{{"from the offset checkpoints", true}, {"by time without checkpoints", false}} {
+		t.Run(tc.name, func(t *testing.T) { testLostOffsetsResume(t, tc.checkpoints) })
+	}
+}
+
+func testLostOffsetsResume(t *testing.T, checkpoints bool) {
 	e := newEnv(t, 2)
 	rcv := newReceiver(t, nil)
 	in := e.register("erp-1", catalog.Webhook{CallbackURL: rcv.url()}, nil)
 	cfg := e.config()
+	cfg.OffsetCheckpointInterval = 50 * time.Millisecond
 	e.startWorker(cfg)
 	first := e.produceN("order.created", 20)
 	rcv.waitDelivered(t, 30*time.Second, first)
@@ -47,6 +58,16 @@ func TestLostOffsetsResumeFromTheStopNotTheRegistration(t *testing.T) {
 	// The broker forgets the group's offsets (retention expiry).
 	if _, err := e.adm.DeleteGroups(ctx, e.group(in)); err != nil {
 		t.Fatal(err)
+	}
+	if !checkpoints {
+		// Once the worker has copied its last commits, the copies go.
+		testenv.WaitFor(t, 10*time.Second, "the offset checkpoints of the 20 deliveries", func() bool {
+			cps, err := e.store.OffsetCheckpoints(ctx, e.tenant, in.ID, in.Generation, 0)
+			return err == nil && cps[0]+cps[1] == int64(len(first))
+		})
+		if _, err := e.db.Pool.Exec(ctx, `DELETE FROM delivery_offset_checkpoints`); err != nil {
+			t.Fatal(err)
+		}
 	}
 	missed := e.produceN("order.created", 10)
 	if _, err := e.store.SetStatus(ctx, e.tenant, "erp-1", catalog.StatusRunning, catalog.ActionStarted, "Started via API."); err != nil {
@@ -301,8 +322,13 @@ func TestLostOffsetsReadErrorIsRetriedNotReplayedFromRegistration(t *testing.T) 
 	}
 
 	// The broker forgets the group's offsets (no worker ran it for longer
-	// than its retention), and the newest attempt cannot be read.
+	// than its retention), and the newest attempt cannot be read. No offset
+	// checkpoint was written (the group predates them), so the timestamp
+	// rule, and its read of the newest attempt, applies.
 	ctx := context.Background()
+	if _, err := e.db.Pool.Exec(ctx, `DELETE FROM delivery_offset_checkpoints`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.adm.DeleteGroups(ctx, e.group(in)); err != nil {
 		t.Fatal(err)
 	}

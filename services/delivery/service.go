@@ -39,9 +39,11 @@ type Service struct {
 	sender   *webhook.Sender
 	attempts *catalog.AttemptWriter
 	// bodies is the worker-wide budget of webhook bodies in flight.
-	bodies  *byteBudget
-	sinks   map[string]NewSinkFunc
-	tenants []string // nil: the "*" pool
+	bodies *byteBudget
+	// checkpoints copies committed offsets to the catalog (see checkpoints).
+	checkpoints *checkpoints
+	sinks       map[string]NewSinkFunc
+	tenants     []string // nil: the "*" pool
 
 	ctx       context.Context // Run's
 	adm       *kadm.Client
@@ -122,6 +124,7 @@ func New(cfg Config, store *catalog.Store, pool *pgxpool.Pool, opts ...Option) (
 		MaxIdleConnsPerHost: max(cfg.MaxConcurrency, 2),
 	})
 	s.bodies = newByteBudget(int64(cfg.MemoryBudget))
+	s.checkpoints = newCheckpoints(store, s.log)
 	s.attempts = catalog.NewAttemptWriter(pool, catalog.AttemptWriterConfig{
 		Retention: cfg.AttemptRetention,
 		OnError:   func(err error) { s.log.Warn("writing attempt rows", "err", err) },
@@ -177,6 +180,7 @@ func (s *Service) Run(ctx context.Context) error {
 	housekeeping.Go(func() error { s.listen(ctx); return nil })
 	housekeeping.Go(func() error { s.janitor(ctx); return nil })
 	housekeeping.Go(func() error { s.refreshEndOffsets(ctx); return nil })
+	housekeeping.Go(func() error { s.checkpoints.run(ctx, s.cfg.OffsetCheckpointInterval); return nil })
 
 	// The supervisor loop only reads the catalog and starts/stops consumers,
 	// so it confirms running integrations every StopPropagation/4 without
@@ -208,6 +212,12 @@ func (s *Service) Run(ctx context.Context) error {
 		c.stop(errShutdown)
 	}
 	_ = s.running.Wait() // every consumer's goroutine, registry removal included
+	// The consumers' final commits are in; their checkpoints follow them.
+	ckCtx, ckCancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	if err := s.checkpoints.flush(ckCtx); err != nil {
+		s.log.Warn("writing the final offset checkpoints", "err", err)
+	}
+	ckCancel()
 	stopWriter()
 	return writer.Wait()
 }
@@ -599,7 +609,7 @@ func (s *Service) recordPausedStop(ctx context.Context, k ikey, p *unrecordedSto
 }
 
 func (s *Service) consumerDeps() consumerDeps {
-	return consumerDeps{cfg: s.cfg, adm: s.adm, status: s.store, attempts: s.attempts, newSink: s.newSink, life: s.ctx, log: s.log}
+	return consumerDeps{cfg: s.cfg, adm: s.adm, status: s.store, attempts: s.attempts, checkpoints: s.checkpoints, newSink: s.newSink, life: s.ctx, log: s.log}
 }
 
 // newSink builds the sink of a consumer's run.
