@@ -232,8 +232,11 @@ func (s *Service) Ready(ctx context.Context) error {
 		return errors.New("the supervisor is not running")
 	}
 	stale := max(3*s.cfg.StopPropagation, 10*time.Second)
-	if last := time.Unix(0, s.lastPoll.Load()); time.Since(last) > stale {
-		return fmt.Errorf("no successful integration state poll for %s", time.Since(last).Round(time.Second))
+	switch last := s.lastPoll.Load(); {
+	case last == 0:
+		return errors.New("the first poll of the integration states has not succeeded yet")
+	case time.Since(time.Unix(0, last)) > stale:
+		return fmt.Errorf("no successful integration state poll for %s", time.Since(time.Unix(0, last)).Round(time.Second))
 	}
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("pinging the catalog database: %w", err)

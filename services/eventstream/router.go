@@ -135,6 +135,17 @@ const readyTimeout = 2 * time.Second
 // ready asks every embedded HTTP service's /readyz, and every worker's Ready,
 // and reports them together.
 func ready(w http.ResponseWriter, r *http.Request, services []Service) {
+	ok, out := readiness(r, services)
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"status": map[bool]string{true: "ready", false: "not ready"}[ok], "services": out})
+}
+
+// readiness asks every service as ready does: whether all are ready, and
+// each one's state ("ready" or why not).
+func readiness(r *http.Request, services []Service) (bool, map[string]string) {
 	status := http.StatusOK
 	out := map[string]string{}
 	for _, s := range services {
@@ -167,7 +178,28 @@ func ready(w http.ResponseWriter, r *http.Request, services []Service) {
 			out[s.Name] = http.StatusText(rec.Code)
 		}
 	}
-	writeJSON(w, status, map[string]any{"status": map[bool]string{true: "ready", false: "not ready"}[status == http.StatusOK], "services": out})
+	return status == http.StatusOK, out
+}
+
+// waitReady polls readiness until every service is ready, ctx ends or
+// timeout passes; it returns the last states and whether all were ready.
+func waitReady(ctx context.Context, services []Service, timeout time.Duration) (bool, map[string]string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/readyz", nil)
+		ok, out := readiness(r, services)
+		if ok {
+			return true, out
+		}
+		select {
+		case <-ctx.Done():
+			return false, out
+		case <-t.C:
+		}
+	}
 }
 
 // index lists what the base URL serves, for a person opening it in a browser.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // echoService answers every request with its name and the path it saw, and
@@ -117,5 +119,28 @@ func TestReadyzAsksWorkers(t *testing.T) {
 	workerErr = errors.New("the supervisor is not running")
 	if code, services := get(); code != http.StatusServiceUnavailable || services["delivery"] != "the supervisor is not running" {
 		t.Errorf("worker not ready: %d %v", code, services)
+	}
+}
+
+// The stack waits for every service to be ready before it reports itself
+// running, and gives up (naming who is not ready) after the timeout.
+func TestWaitReady(t *testing.T) {
+	var polls atomic.Int32
+	worker := Service{Name: "delivery", Ready: func(context.Context) error {
+		if polls.Add(1) < 4 {
+			return errors.New("the first poll of the integration states has not succeeded yet")
+		}
+		return nil
+	}}
+	api := Service{Name: "configapi", Handler: echoService("configapi", 200)}
+	ok, states := waitReady(context.Background(), []Service{api, worker}, 10*time.Second)
+	if !ok || states["delivery"] != "ready" || states["configapi"] != "ready" || polls.Load() != 4 {
+		t.Fatalf("waitReady = %v %v after %d polls, want ready after the 4th", ok, states, polls.Load())
+	}
+
+	never := Service{Name: "delivery", Ready: func(context.Context) error { return errors.New("pinging kafka: refused") }}
+	ok, states = waitReady(context.Background(), []Service{api, never}, 200*time.Millisecond)
+	if ok || states["delivery"] != "pinging kafka: refused" || states["configapi"] != "ready" {
+		t.Fatalf("waitReady on a worker never ready = %v %v", ok, states)
 	}
 }

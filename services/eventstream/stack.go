@@ -28,6 +28,10 @@ import (
 // databaseName is the database the local stack creates in its own cluster.
 const databaseName = "eventstream"
 
+// startReadyTimeout bounds the wait for every service to be ready before the
+// stack reports itself running.
+const startReadyTimeout = time.Minute
+
 // Stack is the whole system on loopback in one process: Postgres, the broker
 // and S3 (embedded unless real ones are configured), and every service behind
 // one base URL.
@@ -158,6 +162,12 @@ func (s *Stack) Run(ctx context.Context) (err error) {
 		})
 	}
 
+	// "Running" means ready: the banner and the stack file (what `make run`
+	// users, the admin commands and the tests wait for) come once every
+	// service answers ready, or with a warning naming those that do not.
+	if ok, states := waitReady(runCtx, services, startReadyTimeout); !ok && runCtx.Err() == nil {
+		s.log.Warn("not every service is ready yet; /readyz tells when they are", "services", states)
+	}
 	info := StackInfo{PID: os.Getpid(), BaseURL: baseURL, DatabaseURL: dbURL, KafkaBrokers: brokers, S3Endpoint: s3Endpoint}
 	if err := writeStackInfo(dir, info); err != nil {
 		cancel(err)
