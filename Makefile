@@ -13,19 +13,17 @@ CLI  := ./services/eventstream/cmd/eventstream
 # Pinned tools, built with `go install` into a per-user cache that survives
 # between runs (a clean machine builds them once; MinIO takes a few minutes).
 TOOLS_DIR             ?= $(HOME)/.cache/eventstream/bin
-BUF_VERSION           := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.11
 GOLANGCI_LINT_VERSION := v2.15.0
 MINIO_VERSION         := v0.0.0-20260212201848-7aac2a2c5b7c
 HELM_VERSION          := v3.22.0
 
-BUF           := $(TOOLS_DIR)/.buf-$(BUF_VERSION)
 PROTOC_GEN_GO := $(TOOLS_DIR)/.protoc-gen-go-$(PROTOC_GEN_GO_VERSION)
 GOLANGCI_LINT := $(TOOLS_DIR)/.golangci-lint-$(GOLANGCI_LINT_VERSION)
 MINIO         := $(TOOLS_DIR)/.minio-$(MINIO_VERSION)
 HELM          := $(TOOLS_DIR)/.helm-$(HELM_VERSION)
 
-# Tests and generators find the pinned tools (minio, buf, protoc-gen-go) on PATH.
+# Tests and generators find the pinned tools (minio, protoc-gen-go, helm) on PATH.
 export PATH := $(TOOLS_DIR):$(PATH)
 
 # Where tests leave artifacts worth a look (the console's screenshots).
@@ -62,8 +60,12 @@ lint: $(GOLANGCI_LINT) ## golangci-lint with .golangci.yml
 	golangci-lint run $(PKGS)
 
 .PHONY: generate
-generate: $(BUF) $(PROTOC_GEN_GO) ## regenerate Go code from proto/ with the pinned buf and protoc-gen-go
-	cd proto && buf generate
+# protoc and the well-known types come from Debian (protobuf-compiler,
+# libprotobuf-dev: system-deps), the Go plugin is pinned; check-generate
+# ignores the protoc version line, the only thing another protoc changes.
+PROTOS := $(shell cd proto && find . -name '*.proto' | sort)
+generate: system-deps $(PROTOC_GEN_GO) ## regenerate Go code from proto/ with protoc and the pinned protoc-gen-go
+	cd proto && protoc -I . --go_out=../pkg --go_opt=module=github.com/eventstream/eventstream/pkg $(PROTOS)
 
 .PHONY: bench
 # The services' logs go to bin/bench-logs/<package>.log (pkg/testenv), not
@@ -124,10 +126,11 @@ tenant: ## provision TENANT=<name> in the running local stack; the last line is 
 # --- what make test needs -------------------------------------------------
 
 .PHONY: deps
-deps: system-deps ## download Go modules and install kcat, PostgreSQL and Chromium when missing
+deps: system-deps ## download Go modules and install kcat, protoc, PostgreSQL and Chromium when missing
 	$(GO) mod download
 
-# Debian packages: kcat (Kafka interop tests), PostgreSQL (the test
+# Debian packages: kcat (Kafka interop tests), protoc with the well-known
+# types (make generate), PostgreSQL (the test
 # harness and the local stack run its binaries) and Chromium (the console's
 # browser tests). Installed only when missing; as root directly, otherwise
 # through sudo.
@@ -138,6 +141,8 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/postgres > /dev/null 2>&1 || command -v postgres > /dev/null || missing="$$missing postgresql"; \
 	command -v chromium > /dev/null || command -v chromium-browser > /dev/null || missing="$$missing chromium"; \
 	command -v npm > /dev/null || missing="$$missing npm"; \
+	command -v protoc > /dev/null || missing="$$missing protobuf-compiler"; \
+	[ -f /usr/include/google/protobuf/timestamp.proto ] || missing="$$missing libprotobuf-dev"; \
 	if [ -n "$$missing" ]; then \
 		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
 		echo "installing:$$missing"; \
@@ -146,13 +151,9 @@ system-deps:
 	fi
 
 .PHONY: tools
-tools: $(BUF) $(PROTOC_GEN_GO) $(MINIO) $(HELM) ## build the pinned tools into the cache (TOOLS_DIR)
+tools: $(PROTOC_GEN_GO) $(MINIO) $(HELM) ## build the pinned tools into the cache (TOOLS_DIR)
 
 # Each stamp names its version, so bumping a version rebuilds that tool.
-$(BUF):
-	@mkdir -p $(TOOLS_DIR)
-	GOBIN=$(TOOLS_DIR) GOWORK=off $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
-	@touch $@
 $(PROTOC_GEN_GO):
 	@mkdir -p $(TOOLS_DIR)
 	GOBIN=$(TOOLS_DIR) GOWORK=off $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
@@ -191,7 +192,7 @@ $(REDOCLY_DIR)/node_modules/.package-lock.json: $(REDOCLY_DIR)/package-lock.json
 .PHONY: check-generate
 check-generate: generate
 	@if git rev-parse --is-inside-work-tree > /dev/null 2>&1; then \
-		stale="$$(git status --porcelain -- '*.pb.go')"; \
+		stale="$$(git status --porcelain -- '*.pb.go' | grep '^??')$$(git diff --stat -I '^//[[:space:]]+protoc[[:space:]]' -- '*.pb.go')"; \
 		if [ -n "$$stale" ]; then echo "generated code is not current (run make generate and commit):"; echo "$$stale"; exit 1; fi; \
 		echo "generated code is current"; \
 	else echo "not a git checkout: generated-code check skipped"; fi
