@@ -12,7 +12,8 @@ CLI  := ./services/eventstream/cmd/eventstream
 # Every vet check runs inside `go test -vet=all`, on the export data the race
 # build compiles anyway (a separate `go vet` compiled the whole tree once
 # more: four of a fresh machine's minutes); go test vets only packages with
-# tests, so those without are vetted on their own.
+# tests, so those without are vetted on their own, with -race so that their
+# dependencies are compiled once, for both.
 NOTEST_PKGS = $(shell $(GO) list -f '{{if not (or .TestGoFiles .XTestGoFiles)}}{{.ImportPath}}{{end}}' $(PKGS))
 
 # Pinned tools, built with `go install` into a per-user cache that survives
@@ -52,7 +53,7 @@ run: ## start the local stack on 127.0.0.1:8080 (Ctrl-C stops it; data kept in .
 # inside the race tests.
 test: deps tools images ## everything CI runs: vet, race tests (incl. the make-run smoke test), the chaos slice, fuzzing, generated-code check, chart lint
 	$(MAKE) --no-print-directory helm-lint
-	$(GO) vet $(NOTEST_PKGS)
+	$(GO) vet -race $(NOTEST_PKGS)
 	EVENTSTREAM_IMAGES=$(CURDIR)/$(IMAGES_DIR) TEST_OUTPUT_DIR=$(TEST_OUTPUT_DIR) $(GO) test -race -vet=all -count=1 -timeout 15m -skip '^TestChaos$$' $(PKGS)
 	$(MAKE) --no-print-directory chaos DURATION=$(CHAOS_SLICE) SEED=$(CHAOS_SLICE_SEED)
 	FUZZTIME=$(FUZZTIME) services/eventstream/scripts/fuzz.sh $(PKGS)
