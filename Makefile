@@ -120,7 +120,7 @@ CHAOS_SLICE_SEED ?= 137
 .PHONY: chaos
 chaos: ## fault-injection suite: DURATION of seeded faults (SEED=n repeats a run), then the loss check and its table
 	@mkdir -p bin
-	$(GO) build -o bin/ ./services/delivery/cmd/delivery ./services/ingest/cmd/ingest ./services/configapi/cmd/configapi $(CLI)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./services/delivery/cmd/delivery ./services/ingest/cmd/ingest ./services/configapi/cmd/configapi $(CLI)
 	bin/eventstream chaos --duration $(DURATION) $(if $(SEED),--seed $(SEED)) \
 		--delivery-bin bin/delivery --ingest-bin bin/ingest --configapi-bin bin/configapi $(CHAOS_FLAGS)
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -46,11 +47,13 @@ func (e *env) assignment(group string) map[string]int {
 }
 
 // buildWorker builds the delivery binary (cmd/delivery) the way an image
-// does, into a temporary directory, and returns its path.
+// does (static, -trimpath: `make images` compiled the same packages, so
+// only the link is new), into a temporary directory, and returns its path.
 func buildWorker(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "delivery")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/delivery")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/delivery")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building cmd/delivery: %v\n%s", err, out)
 	}

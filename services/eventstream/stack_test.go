@@ -51,7 +51,10 @@ func eventstreamBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "eventstream")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/eventstream/eventstream/services/eventstream/cmd/eventstream")
+		// Static and -trimpath, as `make images` builds it (its compiled
+		// packages are reused).
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/eventstream/eventstream/services/eventstream/cmd/eventstream")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("building eventstream: %w\n%s", err, out)
 		}

@@ -45,8 +45,12 @@ func (b Binaries) build(ctx context.Context, dir string) (Binaries, error) {
 	if len(pkgs) == 0 {
 		return b, nil
 	}
-	args := append([]string{"build", "-o", dir + string(filepath.Separator)}, pkgs...)
-	if out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput(); err != nil {
+	// Built as the images are (static, -trimpath), which also reuses the
+	// packages `make images` compiled.
+	args := append([]string{"build", "-trimpath", "-o", dir + string(filepath.Separator)}, pkgs...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		return b, fmt.Errorf("building the services (go %s): %w: %s", strings.Join(args, " "), err, out)
 	}
 	return b, nil
