@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -43,13 +42,7 @@ func eventstreamBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "eventstream")
-		// Static and -trimpath, as `make images` builds it (its compiled
-		// packages are reused).
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binPath, "github.com/eventstream/eventstream/services/eventstream/cmd/eventstream")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building eventstream: %w\n%s", err, out)
-		}
+		buildErr = testenv.BuildBinary(binPath, "github.com/eventstream/eventstream/services/eventstream/cmd/eventstream")
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

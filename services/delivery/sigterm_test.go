@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -52,10 +51,8 @@ func (e *env) assignment(group string) map[string]int {
 func buildWorker(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "delivery")
-	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/delivery")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building cmd/delivery: %v\n%s", err, out)
+	if err := testenv.BuildBinary(bin, "./cmd/delivery"); err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }
